@@ -1,0 +1,1 @@
+"""Talking to MikroTik routers: the RouterOS API client, Mikhmon rules, MikroTik units."""
