@@ -1,0 +1,359 @@
+"""The app's RouterOS API client, over routeros-api.
+
+routeros-api speaks the protocol; this module adds what it lacks (reference routeros.md §D):
+a lock per connection (the library is not thread-safe), the timeout on connect and on every
+read, one reconnect-and-retry when a reused connection turns out to be dead, no socket left
+open after a failed login, and typed errors whose text is built only from safe parts. The
+library's own messages embed the whole command, password included, so they are never used,
+logged or chained.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import routeros_api
+from routeros_api.api import RouterOsApi
+from routeros_api.exceptions import (
+    RouterOsApiCommunicationError,
+    RouterOsApiConnectionClosedError,
+    RouterOsApiError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Row = dict[str, str]
+
+USERS = "/ip/hotspot/user"
+ACTIVE = "/ip/hotspot/active"
+IDLE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RouterAddress:
+    """Where and how to reach one router's API (8728, or 8729 for api-ssl)."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    use_tls: bool = False
+    tls_verify: bool = True
+    timeout: float = 5.0
+
+
+class RouterError(Exception):
+    """A router call failed. The text never holds a password nor the words of the command."""
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port}: {message}")
+        self.host = host
+        self.port = port
+
+
+class RouterUnreachable(RouterError):
+    """No API session could be opened: refused (API service disabled), no route, DNS failure."""
+
+
+class RouterConnectionLost(RouterUnreachable):
+    """An open session broke mid-call: the connection was closed or reset, or the router ended it."""
+
+
+class RouterTimeout(RouterError):
+    """The router accepted nothing or answered nothing within the address's timeout."""
+
+
+class RouterAuthFailed(RouterError):
+    """The router refused the API user name or password."""
+
+
+class RouterTLSError(RouterError):
+    """The api-ssl handshake failed, certificate verification included."""
+
+
+class RouterCommandError(RouterError):
+    """The router answered the command with a !trap; ``router_message`` is its text."""
+
+    def __init__(self, message: str, *, host: str, port: int, router_message: str) -> None:
+        super().__init__(message, host=host, port=port)
+        self.router_message = router_message
+
+
+@dataclass(frozen=True)
+class RouterFacts:
+    identity: str
+    version: str
+    board_name: str
+    uptime: str
+    date: str
+    time: str
+    time_zone: str
+
+
+def _unverified_tls_context() -> ssl.SSLContext:
+    """TLS without certificate checks: for api-ssl with a self-signed certificate, or none at all."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    # api-ssl without a certificate only offers anonymous Diffie-Hellman (routeros.md §C.1),
+    # which OpenSSL's DEFAULT list drops for good; offer it last. Nothing is verified here anyway.
+    context.set_ciphers("HIGH:+aNULL:@SECLEVEL=0")
+    return context
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _socket_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a routeros-api error (it wraps them as args[0] or raises in their handler)."""
+    for candidate in (exc, *exc.args[:1], exc.__context__):
+        if isinstance(candidate, OSError):
+            return candidate
+    return None
+
+
+def _rows(response: Iterable[dict[str, Any]]) -> list[Row]:
+    return [dict(row) for row in response]
+
+
+def _first_row(api: RouterOsApi, path: str) -> Row:
+    rows = api.get_resource(path).get()
+    return dict(rows[0]) if rows else {}
+
+
+class RouterClient:
+    """One API connection to one router, opened on first use and reopened when it breaks.
+
+    Every call holds a lock: routeros-api shares one socket, tag counter and reply buffer per
+    connection. Mutating calls retry idempotently: the dropped attempt may have gone through.
+    """
+
+    def __init__(self, address: RouterAddress) -> None:
+        self.address = address
+        self.last_used = time.monotonic()
+        self._lock = threading.Lock()
+        self._where = f"{address.host}:{address.port}"
+        self._pool = routeros_api.RouterOsApiPool(
+            address.host,
+            username=address.username,
+            password=address.password,
+            port=address.port,
+            plaintext_login=True,  # RouterOS >= 6.45.1 refuses the old challenge login
+            use_ssl=address.use_tls,
+            ssl_verify=address.tls_verify,
+            ssl_verify_hostname=address.tls_verify,
+            ssl_context=_unverified_tls_context() if address.use_tls and not address.tls_verify else None,
+        )
+        self._pool.socket_timeout = address.timeout  # used for connect and for every read
+
+    def __repr__(self) -> str:
+        return f"RouterClient({self.address!r})"
+
+    # -- reads
+
+    def facts(self) -> RouterFacts:
+        def read(api: RouterOsApi) -> RouterFacts:
+            identity = _first_row(api, "/system/identity")
+            resource = _first_row(api, "/system/resource")
+            clock = _first_row(api, "/system/clock")
+            return RouterFacts(
+                identity=identity.get("name", ""),
+                version=resource.get("version", ""),
+                board_name=resource.get("board-name", ""),
+                uptime=resource.get("uptime", ""),
+                date=clock.get("date", ""),
+                time=clock.get("time", ""),
+                time_zone=clock.get("time-zone-name", ""),
+            )
+
+        return self._call(read)
+
+    def hotspot_servers(self) -> list[Row]:
+        return self._call(lambda api: _rows(api.get_resource("/ip/hotspot").get()))
+
+    def server_profiles(self) -> list[Row]:
+        return self._call(lambda api: _rows(api.get_resource("/ip/hotspot/profile").get()))
+
+    def user_profiles(self) -> list[Row]:
+        return self._call(lambda api: _rows(api.get_resource("/ip/hotspot/user/profile").get()))
+
+    def find_users(self, *, name: str | None = None, comment: str | None = None) -> list[Row]:
+        queries = {key: value for key, value in (("name", name), ("comment", comment)) if value is not None}
+        return self._call(lambda api: _rows(api.get_resource(USERS).get(**queries)))
+
+    def active_sessions(self) -> list[Row]:
+        return self._call(lambda api: _rows(api.get_resource(ACTIVE).get()))
+
+    # -- writes
+
+    def add_user(
+        self,
+        *,
+        name: str,
+        password: str,
+        profile: str,
+        server: str = "all",
+        limit_uptime: str = "0",
+        limit_bytes_total: int = 0,
+        comment: str = "",
+    ) -> str:
+        """Create a hotspot user and return its ``.id`` (``*1A``)."""
+        fields = {
+            "name": name, "password": password, "profile": profile, "server": server,
+            "limit-uptime": limit_uptime, "limit-bytes-total": str(limit_bytes_total),
+        }
+        if comment:  # routeros-api would send an empty value as a bare "=comment" word
+            fields["comment"] = comment
+
+        def add(api: RouterOsApi) -> str:
+            return str(api.get_resource(USERS).call("add", fields).done_message["ret"])
+
+        def add_unless_done(api: RouterOsApi) -> str:
+            for row in api.get_resource(USERS).get(name=name):
+                if row.get("password", "") == password and row.get("comment", "") == comment:
+                    return str(row["id"])
+            return add(api)
+
+        return self._call(add, retry=add_unless_done, secrets=(password,))
+
+    def remove_user(self, user_id: str) -> None:
+        def remove(api: RouterOsApi) -> None:
+            api.get_resource(USERS).remove(id=user_id)
+
+        def remove_unless_done(api: RouterOsApi) -> None:
+            if api.get_resource(USERS).get(id=user_id):
+                remove(api)
+
+        self._call(remove, retry=remove_unless_done)
+
+    def active_login(self, *, user: str, password: str, ip: str, mac: str | None = None) -> None:
+        """Log the hotspot host at ``ip`` in as ``user`` (/ip/hotspot/active/login)."""
+        arguments = {"user": user, "password": password, "ip": ip}
+        if mac:
+            arguments["mac-address"] = mac
+
+        def login(api: RouterOsApi) -> None:
+            api.get_resource(ACTIVE).call("login", arguments)
+
+        def login_unless_done(api: RouterOsApi) -> None:
+            if not api.get_resource(ACTIVE).get(address=ip, user=user):
+                login(api)
+
+        self._call(login, retry=login_unless_done, secrets=(password,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._pool.disconnect()
+
+    # -- plumbing
+
+    def _call(
+        self,
+        op: Callable[[RouterOsApi], T],
+        *,
+        retry: Callable[[RouterOsApi], T] | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> T:
+        """Run ``op`` on the connection; once more (as ``retry``) on a fresh one if a reused one broke.
+
+        A connection opened by this call is not retried, and neither is a timeout: either would
+        only double the caller's wait. Errors are raised outside any ``except`` block so that no
+        routeros-api exception (whose text holds the command) travels along as their context.
+        """
+        secrets = (self.address.password, *secrets)
+        with self._lock:
+            reused = self._pool.connected
+            result, error = self._attempt(op, secrets)
+            if reused and isinstance(error, RouterConnectionLost):
+                logger.info("reconnecting once after: %s", error)
+                result, error = self._attempt(retry or op, secrets)
+            self.last_used = time.monotonic()
+        if error is not None:
+            logger.debug("router call failed: %s", error)
+            raise error
+        return cast(T, result)
+
+    def _attempt(self, op: Callable[[RouterOsApi], T], secrets: tuple[str, ...]) -> tuple[T | None, RouterError | None]:
+        logged_in = self._pool.connected
+        try:
+            api = self._pool.get_api()
+            if not logged_in:
+                # routeros-api sends each word with its own send(): with Nagle's algorithm every
+                # command would then wait for the router's delayed ACK (~40 ms on Linux).
+                self._pool.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                logger.debug("%s: API session opened", self._where)
+                logged_in = True
+            return op(api), None
+        # OSError: ssl.SSLError and socket errors of the TLS handshake, which routeros-api lets through.
+        except (RouterOsApiError, OSError) as exc:
+            error = self._translate(exc, logged_in, secrets)
+        if not isinstance(error, RouterCommandError):
+            self._pool.disconnect()  # a failed login or a broken session: never keep (or leak) the socket
+        return None, error
+
+    def _translate(self, exc: RouterOsApiError | OSError, logged_in: bool, secrets: tuple[str, ...]) -> RouterError:
+        where = {"host": self.address.host, "port": self.address.port}
+        if isinstance(exc, RouterOsApiCommunicationError):  # a !trap; only original_message is safe
+            text = _scrub(bytes(exc.original_message).decode("utf-8", "replace"), secrets)
+            if logged_in:
+                return RouterCommandError(f"router refused the command: {text}", router_message=text, **where)
+            return RouterAuthFailed(f"login refused: {text}", **where)
+        if isinstance(exc, ssl.SSLError):
+            return RouterTLSError(f"TLS handshake failed: {exc}", **where)
+        cause = _socket_error(exc)
+        if isinstance(cause, TimeoutError):
+            return RouterTimeout(f"no answer within {self.address.timeout:g} s", **where)
+        if cause is not None:
+            reason = cause.strerror or str(cause) or type(cause).__name__
+        elif isinstance(exc, RouterOsApiConnectionClosedError):
+            reason = "connection closed by the router"
+        else:  # !fatal, unknown tag, malformed reply: the session is over
+            reason = "the router ended the session or sent an unreadable reply"
+        if logged_in:
+            return RouterConnectionLost(f"connection lost: {reason}", **where)
+        return RouterUnreachable(f"cannot open an API session: {reason}", **where)
+
+
+_clients: dict[RouterAddress, RouterClient] = {}
+_clients_lock = threading.Lock()
+
+
+def router_client(address: RouterAddress, *, idle_seconds: float = IDLE_SECONDS) -> RouterClient:
+    """The process-wide client for ``address``; clients unused for ``idle_seconds`` are closed.
+
+    Fetch it per unit of work rather than keeping it: an expired client still works but
+    reconnects outside this registry.
+    """
+    now = time.monotonic()
+    with _clients_lock:
+        expired = [key for key, client in _clients.items() if now - client.last_used > idle_seconds]
+        stale = [_clients.pop(key) for key in expired]
+        client = _clients.get(address)
+        if client is None:
+            client = _clients[address] = RouterClient(address)
+        client.last_used = now
+    for old in stale:
+        logger.debug("closing idle API session to %s:%s", old.address.host, old.address.port)
+        old.close()
+    return client
+
+
+def close_all() -> None:
+    """Close every shared client (tests, shutdown)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
