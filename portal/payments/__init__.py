@@ -1,0 +1,1 @@
+"""Payment provider adapters: no Flask, no database; configuration in, dataclasses out."""

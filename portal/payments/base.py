@@ -1,0 +1,334 @@
+"""What every payment adapter shares: the data it exchanges with the app, its errors, its HTTP
+helper and the registry.
+
+Adapters take configuration and plain dataclasses and give dataclasses back; they never import
+Flask or the database. Notifications (webhooks, IPNs) are hints: the app confirms every payment
+with `fetch_status`, and compares amount and currency with its own order.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class OrderData:
+    """The order as the app hands it to an adapter (never a database model)."""
+
+    code: str  # our order code, [A-Za-z0-9]; echoed by every provider
+    amount: int  # whole currency units (XOF has no minor unit)
+    currency: str
+    description: str
+    return_url: str  # where the buyer's browser comes back
+    notify_url: str  # our webhook URL, for providers that take one per payment
+    phone: str | None = None
+    network: str | None = None
+    email: str | None = None
+    customer_name: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    provider_ref: str  # the provider's transaction id, or our code where the provider keys by it
+    redirect_url: str | None  # hosted checkout page; None when the buyer confirms on the phone
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A verified notification. Only a hint: the app re-checks with `fetch_status`."""
+
+    provider_ref: str | None
+    order_code: str | None
+    status_hint: PaymentStatus | None
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class PaymentCheck:
+    """The provider's authoritative answer about one payment."""
+
+    provider_ref: str
+    status: PaymentStatus
+    amount: int | None
+    currency: str | None  # None when the provider does not report it
+    payer_reference: str | None  # what the payer sees (receipt, operator SMS), for code retrieval
+    payer_phone: str | None
+
+
+class PaymentError(Exception):
+    """A payment call failed. `str()` never contains credentials: adapters scrub them first."""
+
+    def __init__(
+        self, message: str, *, provider: str, code: str | None = None, provider_message: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.code = code
+        self.provider_message = provider_message
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.provider_message}" if self.provider_message else self.message
+
+
+class ProviderUnavailable(PaymentError):
+    """Timeout, connection error, 5xx or an unreadable answer: try again later."""
+
+
+class ProviderRejected(PaymentError):
+    """The provider (or a local check of its rules) refused: bad keys, invalid amount, unknown payment."""
+
+
+class InvalidNotification(PaymentError):
+    """Bad or missing signature, stale timestamp or malformed body: the app answers 4xx."""
+
+
+E = TypeVar("E", bound=PaymentError)
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One field of the owner's payment-account form."""
+
+    name: str
+    label: str
+    secret: bool
+    required: bool = True
+
+
+# Country dial codes for the countries the three providers serve.
+DIAL_CODES: dict[str, str] = {
+    "bj": "229", "bf": "226", "ci": "225", "cg": "242", "gn": "224",
+    "ml": "223", "ne": "227", "sn": "221", "tg": "228",
+}
+
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+def phone_digits(phone: str) -> str:
+    """Digits only, without an international "00" prefix: "00229 01-97" -> "2290197"."""
+    digits = re.sub(r"\D", "", phone)
+    return digits[2:] if digits.startswith("00") else digits
+
+
+def name_parts(name: str | None) -> tuple[str, str]:
+    """First name and the rest, as the providers' customer fields want them ("" when unknown)."""
+    first, _, rest = (name or "").strip().partition(" ")
+    return first, rest.strip()
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts as well as werkzeug Headers."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == wanted:
+            return value if isinstance(value, str) else None
+    return None
+
+
+def text(value: Any) -> str | None:
+    """A JSON scalar as text (ids arrive as numbers or strings); None for anything else."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def whole_number(value: Any) -> int | None:
+    """An amount sent as a JSON number or a digit string ("100"); None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
+
+
+def digests_equal(expected: str, given: str) -> bool:
+    """Constant-time comparison of a hex digest with whatever text the sender put in its place."""
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A provider's HTTP answer that carried a JSON object."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class PaymentProvider(ABC):
+    """One payment provider's API, bound to one owner's credentials."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    credential_fields: ClassVar[tuple[CredentialField, ...]]
+    needs_phone: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        credentials: Mapping[str, str],
+        *,
+        base_url: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        missing = [f.label for f in self.credential_fields if f.required and not credentials.get(f.name)]
+        if missing:
+            raise ProviderRejected(
+                f"{self.title}: missing credentials: {', '.join(missing)}", provider=self.name, code="credentials"
+            )
+        self.credentials = {f.name: credentials.get(f.name, "") for f in self.credential_fields}
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    @abstractmethod
+    def create_checkout(self, order: OrderData) -> CheckoutSession:
+        """Start a payment; the app sends the buyer to `redirect_url` when there is one."""
+
+    @abstractmethod
+    def parse_notification(
+        self, body: bytes, headers: Mapping[str, str], form: Mapping[str, str] | None = None
+    ) -> PaymentEvent:
+        """Verify a notification over the raw request, then read it; raise InvalidNotification."""
+
+    @abstractmethod
+    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
+        """Ask the provider where a payment stands."""
+
+    @abstractmethod
+    def check_credentials(self) -> None:
+        """Make a harmless authenticated call; raise ProviderRejected when the keys are refused."""
+
+    def notification_is_signed(self) -> bool:
+        """Whether `parse_notification` proves the notification came from the provider."""
+        return True
+
+    # -- helpers for the adapters -------------------------------------------------------------
+
+    def provider_message(self, body: Mapping[str, Any]) -> str | None:
+        """The provider's own explanation in an error body; adapters override for their shape."""
+        said = body.get("message")
+        return said if isinstance(said, str) and said else None
+
+    def json_notification(self, body: bytes) -> dict[str, Any]:
+        """A notification body that must be a JSON object; anything else is InvalidNotification."""
+        try:
+            event = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
+            raise self.error(InvalidNotification, "body is not JSON", code="body") from None
+        if not isinstance(event, dict):
+            raise self.error(InvalidNotification, "body is not a JSON object", code="body")
+        return event
+
+    def scrub(self, text: str) -> str:
+        """Remove every secret credential from a text that may reach logs or the owner's screen."""
+        for f in self.credential_fields:
+            secret = self.credentials[f.name]
+            if f.secret and secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def error(
+        self, cls: type[E], message: str, *, code: str | None = None, provider_message: str | None = None
+    ) -> E:
+        """Build a typed error with credentials scrubbed from both texts."""
+        return cls(
+            self.scrub(f"{self.title}: {message}"),
+            provider=self.name,
+            code=code,
+            provider_message=self.scrub(provider_message) if provider_message else None,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        reject_4xx: bool = True,
+    ) -> Answer:
+        """Make one API call with the timeout and turn failures into typed errors.
+
+        Transport errors, 5xx and unreadable 2xx answers raise ProviderUnavailable; 4xx raise
+        ProviderRejected with the provider's message unless `reject_4xx` is False (CinetPay reports
+        payment outcomes with HTTP 400, so its adapter reads the body's code itself).
+        """
+        url = self.base_url + path
+        try:
+            response = self.session.request(
+                method, url, json=json, params=params, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            log.warning("%s %s %s failed: %s", self.name, method, path, type(exc).__name__)
+            raise self.error(ProviderUnavailable, f"no answer ({type(exc).__name__})", code="network") from None
+        status = response.status_code
+        log.debug("%s %s %s -> %s", self.name, method, path, status)
+        try:
+            body = response.json()
+        except ValueError:  # includes decoding errors
+            body = None
+        said = self.provider_message(body) if isinstance(body, dict) else None
+        if status >= 500:
+            raise self.error(ProviderUnavailable, f"server error (HTTP {status})", code=str(status),
+                             provider_message=said)
+        if status >= 400 and (reject_4xx or not isinstance(body, dict)):
+            raise self.error(ProviderRejected, f"request refused (HTTP {status})", code=str(status),
+                             provider_message=said)
+        if not isinstance(body, dict):
+            raise self.error(ProviderUnavailable, f"unreadable answer (HTTP {status})", code="body")
+        return Answer(status, body)
+
+
+PROVIDERS: dict[str, type[PaymentProvider]] = {}
+
+P = TypeVar("P", bound=type[PaymentProvider])
+
+
+def register(cls: P) -> P:
+    """Class decorator: make an adapter available to `get_provider` under its `name`."""
+    PROVIDERS[cls.name] = cls
+    return cls
+
+
+def get_provider(
+    name: str,
+    credentials: Mapping[str, str],
+    *,
+    base_url: str,
+    timeout: float = 10.0,
+    session: requests.Session | None = None,
+) -> PaymentProvider:
+    """Instantiate the adapter registered as `name` (KeyError when there is none)."""
+    return PROVIDERS[name](credentials, base_url=base_url, timeout=timeout, session=session)
+
+
+# The adapters import this module and register themselves, so they are imported last.
+from portal.payments import cinetpay, fedapay, feexpay  # noqa: E402,F401

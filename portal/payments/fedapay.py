@@ -1,0 +1,224 @@
+"""FedaPay: create a transaction, then a token whose `url` is the hosted checkout page.
+
+Webhooks are set per account in FedaPay's dashboard (not per payment) and signed with that
+webhook's own secret: `X-FEDAPAY-SIGNATURE: t=<unix seconds>,s=<hex HMAC-SHA256 of "t.raw_body">`.
+Live and sandbox are separate hosts; the app passes the right `base_url`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from portal.payments.base import (
+    DIAL_CODES,
+    CheckoutSession,
+    CredentialField,
+    InvalidNotification,
+    OrderData,
+    PaymentCheck,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentStatus,
+    ProviderRejected,
+    ProviderUnavailable,
+    digests_equal,
+    header,
+    name_parts,
+    phone_digits,
+    register,
+    text,
+    whole_number,
+)
+
+# FedaPay's paid set also holds the refunded states; a refunded ticket is not a sold ticket.
+# Both "declined" and "canceled" are final failures (FedaPay's own pages disagree on which is which).
+STATUSES: dict[str, PaymentStatus] = {
+    "pending": PaymentStatus.PENDING,
+    "created": PaymentStatus.PENDING,
+    "approved": PaymentStatus.PAID,
+    "transferred": PaymentStatus.PAID,
+    "declined": PaymentStatus.FAILED,
+    "refunded": PaymentStatus.FAILED,
+    "approved_partially_refunded": PaymentStatus.FAILED,
+    "transferred_partially_refunded": PaymentStatus.FAILED,
+    "canceled": PaymentStatus.CANCELLED,
+    "expired": PaymentStatus.EXPIRED,
+}
+
+SIGNATURE_HEADER = "X-FEDAPAY-SIGNATURE"
+TOLERANCE = 300  # seconds, as in FedaPay's SDKs
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+@register
+class FedaPay(PaymentProvider):
+    name = "fedapay"
+    title = "FedaPay"
+    credential_fields = (
+        CredentialField("secret_key", "Clé secrète (sk_…)", secret=True),
+        CredentialField("webhook_secret", "Secret du webhook (wh_…)", secret=True),
+    )
+
+    def __init__(
+        self,
+        credentials: Mapping[str, str],
+        *,
+        base_url: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(credentials, base_url=base_url, timeout=timeout, session=session)
+        self.clock = clock
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials['secret_key']}"}
+
+    def create_checkout(self, order: OrderData) -> CheckoutSession:
+        payload: dict[str, Any] = {
+            "description": order.description,
+            "amount": order.amount,
+            "currency": {"iso": order.currency},
+            "callback_url": order.return_url,
+            "custom_metadata": {"order_code": order.code},
+        }
+        customer = _customer(order)
+        if customer:
+            payload["customer"] = customer
+        answer = self.request("POST", "/v1/transactions", json=payload, headers=self._auth)
+        created = self._transaction(answer.body)
+        ref = text(created.get("id"))
+        if ref is None:
+            raise self.error(ProviderUnavailable, "transaction created without an id", code="body")
+        token = self.request("POST", f"/v1/transactions/{quote(ref, safe='')}/token", headers=self._auth).body
+        url = token.get("url")
+        if not isinstance(url, str) or not url:
+            raise self.error(ProviderUnavailable, "token without a payment url", code="body")
+        return CheckoutSession(provider_ref=ref, redirect_url=url)
+
+    def parse_notification(
+        self, body: bytes, headers: Mapping[str, str], form: Mapping[str, str] | None = None
+    ) -> PaymentEvent:
+        self._verify(body, headers)
+        event = self.json_notification(body)
+        # Webhooks name the event in `name`; the events API calls it `type`: accept both.
+        name = event.get("name") or event.get("type")
+        if not isinstance(name, str):
+            raise self.error(InvalidNotification, "event without a name", code="body")
+        event_id = text(event.get("id"))
+        if not name.startswith("transaction."):
+            return PaymentEvent(provider_ref=None, order_code=None, status_hint=None, event_id=event_id)
+        entity = event.get("entity")
+        ref = text(entity.get("id")) if isinstance(entity, dict) else None
+        if ref is None:
+            raise self.error(InvalidNotification, "transaction event without its transaction", code="body")
+        # The entity's status is the most precise; the event name says it too ("transaction.approved").
+        status = STATUSES.get(text(entity.get("status")) or "") or STATUSES.get(name.removeprefix("transaction."))
+        return PaymentEvent(
+            provider_ref=ref, order_code=_order_code(entity), status_hint=status, event_id=event_id
+        )
+
+    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
+        answer = self.request(
+            "GET",
+            f"/v1/transactions/{quote(provider_ref, safe='')}",
+            params={"include": "currency"},
+            headers=self._auth,
+        )
+        tx = self._transaction(answer.body)
+        owner = _order_code(tx)
+        if owner is not None and owner != order_code:
+            raise self.error(
+                ProviderRejected, f"transaction {provider_ref} belongs to another order", code="order"
+            )
+        currency = tx.get("currency")
+        method = tx.get("payment_method")
+        return PaymentCheck(
+            provider_ref=provider_ref,
+            status=STATUSES.get(text(tx.get("status")) or "", PaymentStatus.PENDING),  # unknown: keep polling
+            amount=whole_number(tx.get("amount")),
+            currency=text(currency.get("iso")) if isinstance(currency, dict) else None,
+            payer_reference=text(tx.get("reference")),
+            payer_phone=text(method.get("number")) if isinstance(method, dict) else None,
+        )
+
+    def check_credentials(self) -> None:
+        self.request("GET", "/v1/transactions", params={"per_page": "1"}, headers=self._auth)
+
+    def provider_message(self, body: Mapping[str, Any]) -> str | None:
+        """FedaPay's `message`, followed by its per-field validation errors."""
+        message = super().provider_message(body)
+        errors = body.get("errors")
+        if isinstance(errors, dict) and errors:
+            details = "; ".join(
+                f"{field}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                for field, msgs in errors.items()
+            )
+            return f"{message} ({details})" if message else details
+        return message
+
+    def _transaction(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Unwrap FedaPay's `{"v1/transaction": {...}}`."""
+        tx = body.get("v1/transaction")
+        if not isinstance(tx, dict):
+            raise self.error(ProviderUnavailable, "answer without a transaction", code="body")
+        return tx
+
+    def _verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Check the signature over the raw body, then the timestamp (in that order, as the SDKs do)."""
+        value = header(headers, SIGNATURE_HEADER)
+        if not value:
+            raise self.error(InvalidNotification, f"missing {SIGNATURE_HEADER} header", code="signature")
+        timestamp, signatures = None, []
+        for item in value.split(","):
+            key, _, val = item.strip().partition("=")
+            if key == "t":
+                timestamp = val
+            elif key == "s":
+                signatures.append(val)
+        if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
+            raise self.error(
+                InvalidNotification, "Unable to extract timestamp and signatures from header", code="signature"
+            )
+        if not signatures:
+            raise self.error(InvalidNotification, "No signatures found with expected scheme", code="signature")
+        secret = self.credentials["webhook_secret"].encode()
+        expected = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not any(digests_equal(expected, s) for s in signatures):
+            raise self.error(
+                InvalidNotification,
+                "No signatures found matching the expected signature for payload",
+                code="signature",
+            )
+        if abs(self.clock() - int(timestamp)) > TOLERANCE:
+            raise self.error(InvalidNotification, "Timestamp outside the tolerance zone", code="timestamp")
+
+
+def _order_code(tx: Mapping[str, Any]) -> str | None:
+    metadata = tx.get("custom_metadata")
+    return text(metadata.get("order_code")) if isinstance(metadata, dict) else None
+
+
+def _customer(order: OrderData) -> dict[str, Any]:
+    """The inline customer FedaPay pre-fills its page with; the phone only when its country is known."""
+    customer: dict[str, Any] = {}
+    first, last = name_parts(order.customer_name)
+    if first:
+        customer["firstname"] = first
+        customer["lastname"] = last or first
+    if order.email:
+        customer["email"] = order.email
+    digits = phone_digits(order.phone or "")
+    country = next((c for c, code in DIAL_CODES.items() if digits.startswith(code) and len(digits) >= 11), None)
+    if country:
+        customer["phone_number"] = {"number": f"+{digits}", "country": country}
+    return customer
