@@ -1,0 +1,69 @@
+"""Kiosque: sell MikroTik hotspot tickets paid by Mobile Money."""
+
+from flask import Flask, has_request_context, request, session
+
+from portal import config, formatting
+from portal.crypto import cipher_from_config, render_migration_type
+from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, mail, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error pages, commands. No I/O."""
+    app = Flask(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    formatting.register(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def select_locale() -> str:
+    """The visitor's chosen language, else the browser's, else French (also outside requests)."""
+    languages = config.DEFAULTS["LANGUAGES"]
+    if not has_request_context():
+        return "fr"
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or "fr"
+
+
+def register_extensions(app: Flask) -> None:
+    app.extensions["kiosque.cipher"] = cipher_from_config(app.config["ENCRYPTION_KEY"])
+    db.init_app(app)
+    migrate.init_app(app, db, render_item=render_migration_type)
+    mail.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "owner.auth.login"
+    login_manager.login_message = None
+
+    from portal.models import Owner
+
+    @login_manager.user_loader
+    def load_owner(owner_id: str) -> Owner | None:
+        return db.session.get(Owner, int(owner_id))
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal.blueprints import owner, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(owner.bp, url_prefix="/owner")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from portal.blueprints import errors
+
+    errors.register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from portal import cli
+
+    cli.register(app)

@@ -1,0 +1,99 @@
+"""Owner forms (Flask-WTF: CSRF on every one)."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from portal.routeros import units
+
+CHARSET_CHOICES = [
+    SelectChoice("lower", _l("abcd (minuscules)")),
+    SelectChoice("upper", _l("ABCD (majuscules)")),
+    SelectChoice("upplow", _l("aBcD (minuscules et majuscules)")),
+    SelectChoice("mix", _l("5ab2c34d (chiffres et minuscules)")),
+    SelectChoice("mix1", _l("5AB2C34D (chiffres et majuscules)")),
+    SelectChoice("mix2", _l("5aB2c34D (chiffres, minuscules et majuscules)")),
+    SelectChoice("num", _l("1234 (chiffres seulement, mode voucher)")),
+]
+MODE_CHOICES = [SelectChoice("vc", _l("Voucher : code unique (identifiant = mot de passe)")),
+                SelectChoice("up", _l("Identifiant et mot de passe"))]
+HOST = Regexp(r"^[A-Za-z0-9.\-:\[\]]+$", message=_l("Adresse IP ou nom d'hôte attendu."))
+NAME = Regexp(r"^[^\x00-\x1f]+$", message=_l("Caractères non autorisés."))
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[InputRequired(), Length(max=254)])
+    password = PasswordField(_l("Mot de passe"), validators=[InputRequired(), Length(max=200)])
+
+
+class RouterForm(FlaskForm):
+    name = StringField(_l("Nom"), validators=[InputRequired(), Length(max=80), NAME])
+    host = StringField(_l("Adresse du routeur (IP ou nom)"), validators=[InputRequired(), Length(max=253), HOST])
+    port = IntegerField(_l("Port de l'API"), default=8728, validators=[InputRequired(), NumberRange(1, 65535)])
+    use_tls = BooleanField(_l("Utiliser api-ssl (TLS)"))
+    tls_verify = BooleanField(_l("Vérifier le certificat du routeur"), default=True)
+    api_username = StringField(_l("Utilisateur de l'API"), validators=[InputRequired(), Length(max=80), NAME])
+    api_password = PasswordField(_l("Mot de passe de l'API"), validators=[Optional(), Length(max=200)])
+    hotspot_server = StringField(_l("Serveur hotspot"), default="all",
+                                 validators=[InputRequired(), Length(max=80), NAME])
+    dns_name = StringField(_l("Nom DNS du hotspot (ex. wifi.net)"), validators=[Optional(), Length(max=253), HOST])
+    user_mode = SelectField(_l("Type de ticket"), choices=MODE_CHOICES, default="vc")
+    name_length = IntegerField(_l("Longueur du code"), default=6, validators=[InputRequired(), NumberRange(3, 8)])
+    charset = SelectField(_l("Caractères"), choices=CHARSET_CHOICES, default="lower")
+    prefix = StringField(_l("Préfixe (facultatif)"), validators=[
+        Optional(), Length(max=6), Regexp(r"^[A-Za-z0-9]*$", message=_l("Lettres et chiffres seulement."))])
+    currency = StringField(_l("Devise"), default="XOF", validators=[
+        InputRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Code ISO à trois lettres, ex. XOF."))])
+    notify_email = EmailField(_l("E-mail pour les notifications de vente"),
+                              validators=[Optional(), Email(), Length(max=254)])
+
+    def validate_charset(self, field):
+        if field.data == "num" and self.user_mode.data != "vc":
+            raise ValidationError(_l("Ce choix de caractères n'est possible qu'en mode voucher."))
+
+    def values(self) -> dict:
+        data = {name: getattr(self, name).data for name in (
+            "name", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
+            "user_mode", "name_length", "charset", "prefix", "currency", "notify_email")}
+        for name in ("name", "host", "api_username", "hotspot_server", "dns_name", "prefix", "notify_email"):
+            data[name] = (data[name] or "").strip()
+        return data
+
+
+class PlanForm(FlaskForm):
+    label = StringField(_l("Nom du forfait"), validators=[InputRequired(), Length(max=60), NAME])
+    profile = SelectField(_l("Profil Mikhmon"), choices=[], validate_choice=False,
+                          validators=[InputRequired()])
+    price = IntegerField(_l("Prix"), validators=[InputRequired(), NumberRange(min=1, max=10_000_000)])
+    currency = StringField(_l("Devise"), default="XOF", validators=[
+        InputRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Code ISO à trois lettres, ex. XOF."))])
+    time_limit = StringField(_l("Durée de connexion (ex. 30m, 1h, 1d2h, 1w ; vide = illimitée)"),
+                             validators=[Optional(), Length(max=20)])
+    data_limit = StringField(_l("Volume de données (ex. 500M, 1G ; 0 = illimité)"), default="0",
+                             validators=[Optional(), Length(max=20)])
+    active = BooleanField(_l("En vente"), default=True)
+    position = IntegerField(_l("Ordre d'affichage"), default=0, validators=[Optional(), NumberRange(0, 1000)])
+
+    def validate_time_limit(self, field):
+        if field.data and field.data.strip():
+            try:
+                seconds = units.parse_duration(field.data.strip())
+            except ValueError:
+                raise ValidationError(_l("Durée MikroTik attendue, par exemple 30m, 1h, 1d2h ou 1w."))
+            field.data = units.format_duration(seconds) if seconds else ""
+
+    def validate_data_limit(self, field):
+        try:
+            field.parsed = units.parse_bytes((field.data or "0").strip())
+        except ValueError:
+            raise ValidationError(_l("Volume attendu, par exemple 0, 500M ou 1G."))
+
+    def values(self) -> dict:
+        return {
+            "label": self.label.data.strip(), "profile": self.profile.data, "price": self.price.data,
+            "currency": self.currency.data, "time_limit": self.time_limit.data or "",
+            "data_limit_bytes": self.data_limit.parsed, "active": self.active.data,
+            "position": self.position.data or 0,
+        }

@@ -1,0 +1,138 @@
+"""Router pages: list, settings, connection test, ticket sample, cash sale."""
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from portal.blueprints.owner.forms import RouterForm
+from portal.extensions import db
+from portal.models import Plan, Router, Ticket
+from portal.routeros import credentials
+from portal.routeros.client import RouterError
+from portal.services import provisioning
+from portal.services import routers as router_service
+
+bp = Blueprint("routers", __name__)
+
+
+@bp.before_request
+@login_required
+def require_owner():
+    """Every router page is for a signed-in owner."""
+
+
+def load_router(router_id: int) -> Router:
+    router = router_service.owned_router(current_user, router_id)
+    if router is None:
+        abort(404)
+    return router
+
+
+@bp.get("/")
+def index():
+    """List the owner's routers with their health."""
+    return render_template("owner/routers.html", routers=current_user.routers,
+                           warnings_of=router_service.router_warnings)
+
+
+@bp.route("/new", methods=("GET", "POST"))
+def create():
+    """Add a router."""
+    return _edit(None)
+
+
+@bp.route("/<int:router_id>/edit", methods=("GET", "POST"))
+def edit(router_id: int):
+    """Change a router's settings; a blank password keeps the stored one."""
+    return _edit(load_router(router_id))
+
+
+def _edit(router: Router | None):
+    form = RouterForm(obj=router)
+    if form.validate_on_submit():
+        try:
+            router = router_service.save_router(current_user, router, form.values(), form.api_password.data or "")
+        except router_service.RouterSettingsError as exc:
+            getattr(form, exc.field).errors.append(str(exc))
+        else:
+            return redirect(url_for(".show", router_id=router.id))
+    status = 422 if form.errors else 200
+    samples = _samples(form.user_mode.data, form.name_length.data, form.charset.data, form.prefix.data)
+    return render_template("owner/router_form.html", form=form, router=router, samples=samples), status
+
+
+def _samples(mode, length, charset, prefix) -> list[credentials.Credentials]:
+    try:
+        return credentials.sample(mode or "vc", length or 0, charset or "", prefix or "")
+    except ValueError:
+        return []
+
+
+@bp.post("/<int:router_id>/delete")
+def delete(router_id: int):
+    """Delete a router with its plans."""
+    router_service.delete_router(load_router(router_id))
+    return redirect(url_for(".index"))
+
+
+@bp.get("/<int:router_id>")
+def show(router_id: int):
+    """A router: facts, warnings, plans, cash sale and recent tickets."""
+    return _router_page(load_router(router_id))
+
+
+def _router_page(router: Router, report: router_service.ConnectionReport | None = None):
+    tickets = db.session.scalars(
+        db.select(Ticket).where(Ticket.router_id == router.id).order_by(Ticket.id.desc()).limit(20)
+    ).all()
+    return render_template("owner/router.html", router=router, tickets=tickets, report=report,
+                           warnings=router_service.router_warnings(router))
+
+
+@bp.post("/<int:router_id>/test")
+def test(router_id: int):
+    """Test the connection (HTMX fragment, or the router page again without JavaScript)."""
+    router = load_router(router_id)
+    report = router_service.test_connection(router)
+    if request.htmx:
+        return render_template("owner/_connection.html", router=router, report=report)
+    return _router_page(router, report)
+
+
+@bp.get("/sample")
+def sample():
+    """A few codes the ticket settings would generate (HTMX fragment for the router form)."""
+    args = request.args
+    samples = _samples(args.get("user_mode"), args.get("name_length", type=int), args.get("charset"),
+                       args.get("prefix"))
+    return render_template("owner/_sample.html", samples=samples)
+
+
+@bp.post("/<int:router_id>/sell")
+def sell(router_id: int):
+    """Sell a ticket by hand (cash): create it on the router now and show the code."""
+    router = load_router(router_id)
+    plan = db.session.scalar(db.select(Plan).where(Plan.id == request.form.get("plan_id", type=int),
+                                                   Plan.router_id == router.id))
+    if plan is None:
+        abort(404)
+    return _sale_result(router, lambda: provisioning.sell_by_hand(router, plan))
+
+
+@bp.post("/<int:router_id>/tickets/<int:ticket_id>/retry")
+def retry(router_id: int, ticket_id: int):
+    """Try again to create a ticket the router did not take."""
+    router = load_router(router_id)
+    ticket = db.session.scalar(db.select(Ticket).where(Ticket.id == ticket_id, Ticket.router_id == router.id))
+    if ticket is None:
+        abort(404)
+    return _sale_result(router, lambda: provisioning.provision(ticket))
+
+
+def _sale_result(router: Router, make_ticket):
+    error, ticket = None, None
+    try:
+        ticket = make_ticket()
+    except RouterError as exc:
+        error = router_service.describe_router_error(exc)
+    template = "owner/_sale.html" if request.htmx else "owner/sale.html"
+    return render_template(template, router=router, ticket=ticket, error=error), 200 if error is None else 502

@@ -1,0 +1,110 @@
+"""`flask --app portal ...` commands: owner, ticket, demo."""
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Owner, Plan, Router
+from portal.routeros.client import RouterError
+from portal.services import owners, provisioning
+from portal.services import routers as router_service
+
+owner_cli = AppGroup("owner", help="Owner accounts.")
+ticket_cli = AppGroup("ticket", help="Tickets.")
+
+
+@owner_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+def create_owner(email: str, name: str) -> None:
+    """Create an owner account; the password is prompted for, or read from standard input."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        owner = owners.create_owner(email, password, name)
+    except owners.OwnerError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Owner {owner.email} created.")
+
+
+@ticket_cli.command("sell")
+@click.option("--router", "router_name", required=True, help="Router name.")
+@click.option("--plan", "plan_label", required=True, help="Plan name.")
+@click.option("--owner", "owner_email", default=None, help="Owner email, when several owners name a router alike.")
+def sell_ticket(router_name: str, plan_label: str, owner_email: str | None) -> None:
+    """Sell a ticket by hand: create it on the router now and print its username and password."""
+    query = select(Router).where(Router.name == router_name)
+    if owner_email:
+        query = query.join(Owner).where(Owner.email == owner_email.strip().lower())
+    routers = db.session.scalars(query).all()
+    if len(routers) != 1:
+        raise click.ClickException(
+            f"No router named {router_name!r}." if not routers
+            else f"Several owners have a router named {router_name!r}: pass --owner."
+        )
+    plan = db.session.scalar(select(Plan).where(Plan.router_id == routers[0].id, Plan.label == plan_label))
+    if plan is None:
+        raise click.ClickException(f"Router {router_name!r} has no plan {plan_label!r}.")
+    try:
+        ticket = provisioning.sell_by_hand(routers[0], plan)
+    except RouterError as exc:
+        raise click.ClickException(f"The router did not take the ticket: {exc}")
+    click.echo(f"Username: {ticket.username}")
+    click.echo(f"Password: {ticket.password}")
+
+
+DEMO_EMAIL = "demo@kiosque.local"
+DEMO_PASSWORD = "kiosque-demo"
+DEMO_PLANS = (("1 heure", "1h", 200, "1h"), ("1 jour", "1d", 500, "1d"), ("1 semaine", "1w", 2000, "1w"))
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Run Kiosque with a sandbox router, a demo owner, router and plans."""
+    from portal.sandbox.routeros import SandboxRouter
+
+    sandbox = SandboxRouter(password=secrets.token_urlsafe(12)).start()
+    router = seed_demo(sandbox.host, sandbox.port, sandbox.password)
+    base = f"http://{host}:{port}"
+    click.echo(f"Sandbox router: {sandbox.host}:{sandbox.port} (router {router.name!r})")
+    click.echo(f"Owner: {base}/owner/login  email: {DEMO_EMAIL}  password: {DEMO_PASSWORD}")
+    try:
+        current_app.run(host=host, port=port, use_reloader=False)
+    finally:
+        sandbox.stop()
+
+
+def seed_demo(router_host: str, router_port: int, router_password: str) -> Router:
+    """The demo owner, router and plans; the router record follows the sandbox router's new port."""
+    owner = owners.find_owner(DEMO_EMAIL) or owners.create_owner(DEMO_EMAIL, DEMO_PASSWORD, "Démo")
+    router = db.session.scalar(select(Router).where(Router.owner_id == owner.id, Router.name == "Démo"))
+    values = {
+        "name": "Démo", "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
+        "api_username": "admin", "hotspot_server": "all", "dns_name": "wifi.net", "user_mode": "vc",
+        "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF",
+        "notify_email": DEMO_EMAIL,
+    }
+    router = router_service.save_router(owner, router, values, router_password)
+    router_service.test_connection(router)
+    existing = {p.label for p in router.plans}
+    for position, (label, profile, price, time_limit) in enumerate(DEMO_PLANS):
+        if label not in existing:
+            db.session.add(Plan(router=router, label=label, profile=profile, price=price,
+                                time_limit=time_limit, position=position))
+    db.session.commit()
+    return router
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(owner_cli)
+    app.cli.add_command(ticket_cli)
+    app.cli.add_command(demo)

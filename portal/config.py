@@ -1,0 +1,77 @@
+"""Configuration: defaults here, then `PORTAL_*` environment variables, read once by the factory."""
+
+import json
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start safely with this configuration."""
+
+
+DEFAULTS = {
+    # "production" refuses to start without explicit secrets; "development" generates them.
+    "ENV": "production",
+    "SECRET_KEY": None,
+    "ENCRYPTION_KEY": None,
+    "SQLALCHEMY_DATABASE_URI": None,  # SQLite under instance/ when unset
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    "SANDBOX": False,
+    "ROUTER_TIMEOUT": 5.0,
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_DEFAULT_SENDER": "kiosque@localhost",
+    "FEDAPAY_API_URL": "https://api.fedapay.com",
+    "FEDAPAY_SANDBOX_API_URL": "https://sandbox-api.fedapay.com",
+    "CINETPAY_API_URL": "https://api-checkout.cinetpay.com",
+    "FEEXPAY_API_URL": "https://api.feexpay.me",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "BABEL_DEFAULT_LOCALE": "fr",
+    "LANGUAGES": ["fr", "en"],
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+}
+
+
+def load(app: Flask, overrides: dict | None) -> None:
+    """Fill app.config from defaults, the environment and the caller's overrides, then check it."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("PORTAL")
+    if overrides:
+        app.config.update(overrides)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'kiosque.db'}"
+    if app.config["ENV"] == "production":
+        missing = [k for k in ("SECRET_KEY", "ENCRYPTION_KEY") if not app.config.get(k)]
+        if missing:
+            names = ", ".join(f"PORTAL_{k}" for k in missing)
+            raise ConfigurationError(f"Refusing to start in production without {names}.")
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    else:
+        _use_development_secrets(app)
+
+
+def _use_development_secrets(app: Flask) -> None:
+    """Keep generated secrets in instance/ so sessions and stored secrets survive restarts."""
+    if app.config.get("SECRET_KEY") and app.config.get("ENCRYPTION_KEY"):
+        return
+    path = Path(app.instance_path) / "secrets.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+    else:
+        stored = {"SECRET_KEY": secrets.token_urlsafe(32), "ENCRYPTION_KEY": Fernet.generate_key().decode()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    for key, value in stored.items():
+        app.config[key] = app.config.get(key) or value

@@ -1,0 +1,150 @@
+"""The data model (DESIGN.md §3), SQLAlchemy 2.0 typed style."""
+
+import secrets
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal.crypto import EncryptedText
+from portal.extensions import db
+from portal.routeros.client import RouterAddress
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def public_token(nbytes: int = 12) -> str:
+    """An unguessable URL-safe identifier for public links."""
+    return secrets.token_urlsafe(nbytes)
+
+
+class Owner(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str] = mapped_column(String(120), default="")
+    locale: Mapped[str] = mapped_column(String(5), default="fr")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    routers: Mapped[list["Router"]] = relationship(back_populates="owner", order_by="Router.name")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class UserMode(StrEnum):
+    VOUCHER = "vc"  # username = password
+    USER_PASSWORD = "up"
+
+
+class Router(db.Model):
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    slug: Mapped[str] = mapped_column(String(32), unique=True, default=public_token)
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(default=8728)
+    use_tls: Mapped[bool] = mapped_column(default=False)
+    tls_verify: Mapped[bool] = mapped_column(default=True)
+    api_username: Mapped[str] = mapped_column(String(80))
+    api_password: Mapped[str] = mapped_column(EncryptedText)
+    hotspot_server: Mapped[str] = mapped_column(String(80), default="all")
+    dns_name: Mapped[str] = mapped_column(String(253), default="")
+    user_mode: Mapped[str] = mapped_column(String(2), default=UserMode.VOUCHER)
+    name_length: Mapped[int] = mapped_column(default=6)
+    charset: Mapped[str] = mapped_column(String(10), default="lower")
+    prefix: Mapped[str] = mapped_column(String(6), default="")
+    currency: Mapped[str] = mapped_column(String(3), default="XOF")
+    notify_email: Mapped[str] = mapped_column(String(254), default="")
+    # What the router said at the last successful contact.
+    identity: Mapped[str] = mapped_column(String(120), default="")
+    ros_version: Mapped[str] = mapped_column(String(60), default="")
+    login_by: Mapped[str] = mapped_column(String(120), default="")
+    facts: Mapped[dict] = mapped_column(JSON, default=dict)
+    last_contact_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[Owner] = relationship(back_populates="routers")
+    plans: Mapped[list["Plan"]] = relationship(
+        back_populates="router", cascade="all, delete-orphan", order_by="(Plan.position, Plan.price)"
+    )
+    tickets: Mapped[list["Ticket"]] = relationship(back_populates="router", cascade="all, delete-orphan")
+
+    def address(self, timeout: float) -> RouterAddress:
+        return RouterAddress(
+            host=self.host,
+            port=self.port,
+            username=self.api_username,
+            password=self.api_password,
+            use_tls=self.use_tls,
+            tls_verify=self.tls_verify,
+            timeout=timeout,
+        )
+
+    @property
+    def profile_names(self) -> list[str]:
+        return [p["name"] for p in self.facts.get("user_profiles", [])]
+
+
+class Plan(db.Model):
+    __table_args__ = (UniqueConstraint("router_id", "label"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    router_id: Mapped[int] = mapped_column(ForeignKey("router.id"), index=True)
+    label: Mapped[str] = mapped_column(String(60))
+    profile: Mapped[str] = mapped_column(String(80))
+    price: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3), default="XOF")
+    time_limit: Mapped[str] = mapped_column(String(20), default="")  # MikroTik duration, "" = none
+    data_limit_bytes: Mapped[int] = mapped_column(default=0)  # 0 = none
+    validity: Mapped[str] = mapped_column(String(20), default="")  # from the Mikhmon profile, shown only
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    router: Mapped[Router] = relationship(back_populates="plans")
+
+
+class TicketStatus(StrEnum):
+    PENDING = "pending"  # credentials chosen and saved, not yet confirmed on the router
+    CREATED = "created"  # the hotspot user exists on the router
+
+
+class Ticket(db.Model):
+    """A hotspot user made by Kiosque. Saved before the router call so a retry reuses the same name."""
+
+    __table_args__ = (UniqueConstraint("router_id", "username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    router_id: Mapped[int] = mapped_column(ForeignKey("router.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="SET NULL"))
+    plan_label: Mapped[str] = mapped_column(String(60))
+    price: Mapped[int]
+    username: Mapped[str] = mapped_column(String(64))
+    password: Mapped[str] = mapped_column(EncryptedText)
+    profile: Mapped[str] = mapped_column(String(80))
+    server: Mapped[str] = mapped_column(String(80))
+    limit_uptime: Mapped[str] = mapped_column(String(20), default="")
+    limit_bytes_total: Mapped[int] = mapped_column(default=0)
+    comment: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(10), default=TicketStatus.PENDING, index=True)
+    sold_by_hand: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    router_user_id: Mapped[str] = mapped_column(String(20), default="")
+    created_on_router_at: Mapped[datetime | None]
+    client_ip: Mapped[str] = mapped_column(String(45), default="")
+    client_mac: Mapped[str] = mapped_column(String(17), default="")
+    login_result: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    router: Mapped[Router] = relationship(back_populates="tickets")

@@ -1,0 +1,96 @@
+"""Plans: what a router sells, at which price, with which Mikhmon profile and limits."""
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Owner, Plan, Router
+from portal.routeros import mikhmon
+
+EDITABLE_FIELDS = ("label", "profile", "price", "currency", "time_limit", "data_limit_bytes", "active", "position")
+
+
+class PlanError(ValueError):
+    """The plan cannot be saved; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PlanProposal:
+    """A plan read from a Mikhmon user profile, for the owner to accept or not."""
+
+    profile: str
+    price: int
+    validity: str
+    exists: bool
+
+
+def owned_plan(owner: Owner, plan_id: int) -> Plan | None:
+    return db.session.scalar(
+        select(Plan).join(Router).where(Plan.id == plan_id, Router.owner_id == owner.id)
+    )
+
+
+def check_profile(router: Router, profile: str) -> None:
+    """A plan must name a user profile the router has (as of the last connection test)."""
+    if not router.facts:
+        raise PlanError("profile", _("Testez d'abord la connexion du routeur pour charger ses profils."))
+    if profile not in router.profile_names:
+        raise PlanError("profile", _("Le routeur n'a pas de profil « %(name)s ».", name=profile))
+
+
+def save_plan(router: Router, plan: Plan | None, values: dict) -> Plan:
+    """Create or update a plan from validated form values."""
+    check_profile(router, values["profile"])
+    clash = db.session.scalar(select(Plan.id).where(Plan.router_id == router.id, Plan.label == values["label"]))
+    if clash is not None and (plan is None or clash != plan.id):
+        raise PlanError("label", _("Ce routeur a déjà un forfait avec ce nom."))
+    if plan is None:
+        plan = Plan(router=router)
+        db.session.add(plan)
+    for name in EDITABLE_FIELDS:
+        setattr(plan, name, values[name])
+    db.session.commit()
+    return plan
+
+
+def delete_plan(plan: Plan) -> None:
+    db.session.delete(plan)
+    db.session.commit()
+
+
+def propose_plans(router: Router) -> list[PlanProposal]:
+    """One proposal per Mikhmon profile whose on-login header carries a price."""
+    taken = {p.profile for p in router.plans}
+    proposals = []
+    for profile in router.facts.get("user_profiles", []):
+        meta = mikhmon.parse_on_login(profile["on_login"])
+        if meta is None or meta.sale_price <= 0:
+            continue
+        proposals.append(
+            PlanProposal(profile["name"], meta.sale_price, meta.validity, exists=profile["name"] in taken)
+        )
+    return proposals
+
+
+def import_plans(router: Router, profiles: list[str]) -> list[Plan]:
+    """Create a plan for each chosen Mikhmon profile that has none yet."""
+    chosen = [p for p in propose_plans(router) if p.profile in profiles and not p.exists]
+    labels = {p.label for p in router.plans}
+    created = []
+    for position, proposal in enumerate(chosen, start=len(router.plans)):
+        label = proposal.profile if proposal.profile not in labels else f"{proposal.profile} ({proposal.price})"
+        label = label[:60]
+        plan = Plan(
+            router=router, label=label, profile=proposal.profile, price=proposal.price,
+            currency=router.currency, validity=proposal.validity, position=position,
+        )
+        db.session.add(plan)
+        created.append(plan)
+    db.session.commit()
+    return created

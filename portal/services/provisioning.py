@@ -1,0 +1,135 @@
+"""From a sold plan to a hotspot user on the router, exactly once; then the client's login.
+
+The credentials are chosen and committed before the router is called. A retry therefore asks
+the router for that same name first: a user already there with our password is ours (the
+earlier call reached the router before we could record it), anyone else's means a collision and
+a new name is drawn.
+"""
+
+import logging
+import secrets
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import Plan, Router, Ticket, TicketStatus, utcnow
+from portal.routeros import credentials
+from portal.routeros.client import RouterClient, RouterCommandError, RouterError, router_client
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_USER = "already have user with this name"
+MAX_NAME_DRAWS = 5
+
+
+class NameCollisions(RouterError):
+    """Every name drawn for this ticket already belonged to someone else on the router."""
+
+
+def new_ticket(router: Router, plan: Plan, *, tag: str, sold_by_hand: bool = False,
+               client_ip: str = "", client_mac: str = "") -> Ticket:
+    """Choose credentials for a sale of `plan` and save them, before any router call."""
+    drawn, comment = _draw_credentials(router, tag)
+    ticket = Ticket(
+        router=router, plan_id=plan.id, plan_label=plan.label, price=plan.price, profile=plan.profile,
+        server=router.hotspot_server, limit_uptime=plan.time_limit, limit_bytes_total=plan.data_limit_bytes,
+        sold_by_hand=sold_by_hand, client_ip=client_ip, client_mac=client_mac,
+        username=drawn.username, password=drawn.password, comment=comment,
+    )
+    db.session.add(ticket)
+    db.session.commit()
+    return ticket
+
+
+def _draw_credentials(router: Router, tag: str) -> tuple[credentials.Credentials, str]:
+    """Draw a name that none of this router's recorded tickets has, and the Mikhmon comment."""
+    while True:
+        drawn = credentials.generate(router.user_mode, router.name_length, router.charset, router.prefix)
+        taken = select(Ticket.id).where(Ticket.router_id == router.id, Ticket.username == drawn.username)
+        if db.session.scalar(taken) is None:
+            return drawn, credentials.comment(router.user_mode, tag, datetime.now(timezone.utc).date())
+
+
+def _client(router: Router) -> RouterClient:
+    return router_client(router.address(current_app.config["ROUTER_TIMEOUT"]))
+
+
+def provision(ticket: Ticket) -> Ticket:
+    """Make sure the ticket's user exists on the router. Safe to call again after any failure."""
+    if ticket.status == TicketStatus.CREATED:
+        return ticket
+    ticket.attempts += 1
+    try:
+        user_id = _create_on_router(ticket, _client(ticket.router))
+    except RouterError as exc:
+        ticket.last_error = str(exc)[:300]
+        db.session.commit()
+        log.warning("ticket %s not created on router %s: %s", ticket.id, ticket.router_id, exc)
+        raise
+    # Conditional, so a concurrent attempt that got there first is not overwritten.
+    db.session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.PENDING)
+        .values(status=TicketStatus.CREATED, router_user_id=user_id, created_on_router_at=utcnow(), last_error="")
+    )
+    db.session.commit()
+    db.session.refresh(ticket)
+    log.info("ticket %s created on router %s as %s", ticket.id, ticket.router_id, ticket.username)
+    return ticket
+
+
+def _create_on_router(ticket: Ticket, client: RouterClient) -> str:
+    """Add the hotspot user, or find the one an earlier attempt added; returns its router id."""
+    tag = ticket.comment.rsplit("-", 1)[-1]
+    for _ in range(MAX_NAME_DRAWS):
+        existing = client.find_users(name=ticket.username)
+        if existing:
+            if _is_ours(ticket, existing[0]):
+                return existing[0]["id"]
+            drawn, ticket.comment = _draw_credentials(ticket.router, tag)
+            ticket.username, ticket.password = drawn.username, drawn.password
+            db.session.commit()
+            continue
+        try:
+            return client.add_user(
+                name=ticket.username, password=ticket.password, profile=ticket.profile, server=ticket.server,
+                limit_uptime=ticket.limit_uptime or "0", limit_bytes_total=ticket.limit_bytes_total,
+                comment=ticket.comment,
+            )
+        except RouterCommandError as exc:
+            if DUPLICATE_USER not in exc.router_message:
+                raise
+            # Added meanwhile, by a concurrent attempt or by someone else: look again.
+    raise NameCollisions(f"no free username after {MAX_NAME_DRAWS} draws", host=ticket.router.host,
+                         port=ticket.router.port)
+
+
+def _is_ours(ticket: Ticket, row: dict) -> bool:
+    # The comment carries our tag. Mikhmon rewrites it at the first login, but nobody can log in
+    # before we record the ticket, and a vc password equals the name, so it proves nothing.
+    return row.get("comment") == ticket.comment
+
+
+def log_client_in(ticket: Ticket) -> bool:
+    """Log the paying client's device in from the server side; the result is recorded, never fatal."""
+    if not ticket.client_ip:
+        return False
+    try:
+        _client(ticket.router).active_login(
+            user=ticket.username, password=ticket.password, ip=ticket.client_ip, mac=ticket.client_mac or None
+        )
+    except RouterError as exc:
+        ticket.login_result = f"failed: {exc}"[:300]
+        db.session.commit()
+        return False
+    ticket.login_result = "ok"
+    db.session.commit()
+    return True
+
+
+def sell_by_hand(router: Router, plan: Plan) -> Ticket:
+    """A cash sale: a ticket for `plan` made now on the router. Raises RouterError if it could not be."""
+    ticket = new_ticket(router, plan, tag="cash" + secrets.token_hex(3), sold_by_hand=True)
+    return provision(ticket)

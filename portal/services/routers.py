@@ -1,0 +1,169 @@
+"""Routers: settings, connection test and what the router told us."""
+
+from contextlib import closing
+from dataclasses import dataclass, field
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Owner, Router, utcnow
+from portal.routeros import mikhmon
+from portal.routeros.client import (
+    RouterAuthFailed,
+    RouterClient,
+    RouterCommandError,
+    RouterError,
+    RouterTimeout,
+    RouterTLSError,
+    RouterUnreachable,
+)
+
+# Fields an owner edits on the router form; the API password is handled apart (blank keeps it).
+EDITABLE_FIELDS = (
+    "name", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
+    "user_mode", "name_length", "charset", "prefix", "currency", "notify_email",
+)
+
+
+class RouterSettingsError(ValueError):
+    """The settings cannot be saved; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class ConnectionReport:
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def owned_router(owner: Owner, router_id: int) -> Router | None:
+    """The router if this owner has it; None otherwise (the view answers 404 either way)."""
+    return db.session.scalar(select(Router).where(Router.id == router_id, Router.owner_id == owner.id))
+
+
+def save_router(owner: Owner, router: Router | None, values: dict, api_password: str) -> Router:
+    """Create or update a router from validated form values."""
+    clash = db.session.scalar(
+        select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"])
+    )
+    if clash is not None and (router is None or clash != router.id):
+        raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
+    if router is None:
+        if not api_password:
+            raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
+        router = Router(owner=owner)
+        db.session.add(router)
+    for name in EDITABLE_FIELDS:
+        setattr(router, name, values[name])
+    if api_password:
+        router.api_password = api_password
+    db.session.commit()
+    return router
+
+
+def delete_router(router: Router) -> None:
+    db.session.delete(router)
+    db.session.commit()
+
+
+def describe_router_error(exc: RouterError) -> str:
+    """A French sentence an owner can act on, for any router failure."""
+    if isinstance(exc, RouterAuthFailed):
+        return _("Le routeur refuse l'utilisateur ou le mot de passe de l'API.")
+    if isinstance(exc, RouterTimeout):
+        return _("Le routeur ne répond pas à temps : vérifiez l'adresse, le port et le pare-feu.")
+    if isinstance(exc, RouterTLSError):
+        return _("La connexion chiffrée (api-ssl) a échoué : certificat refusé ou non reconnu.")
+    if isinstance(exc, RouterUnreachable):
+        return _(
+            "Connexion refusée ou impossible : le service API est-il activé sur ce port "
+            "(/ip service) et l'adresse est-elle joignable ?"
+        )
+    if isinstance(exc, RouterCommandError):
+        return _("Le routeur a refusé la commande : %(message)s", message=exc.router_message)
+    return _("Erreur de communication avec le routeur.")
+
+
+def test_connection(router: Router) -> ConnectionReport:
+    """Ask the router who it is and how its hotspot is set up; keep those facts on the router."""
+    address = router.address(current_app.config["ROUTER_TIMEOUT"])
+    try:
+        with closing(RouterClient(address)) as client:
+            facts = client.facts()
+            servers = client.hotspot_servers()
+            server_profiles = client.server_profiles()
+            user_profiles = client.user_profiles()
+    except RouterError as exc:
+        return ConnectionReport(error=describe_router_error(exc))
+
+    router.identity = facts.identity
+    router.ros_version = facts.version
+    router.last_contact_at = utcnow()
+    router.facts = {
+        "board_name": facts.board_name,
+        "uptime": facts.uptime,
+        "date": facts.date,
+        "time": facts.time,
+        "time_zone": facts.time_zone,
+        "servers": [{"name": s.get("name", ""), "profile": s.get("profile", "")} for s in servers],
+        "server_profiles": [
+            {"name": p.get("name", ""), "dns_name": p.get("dns-name", ""), "login_by": p.get("login-by", "")}
+            for p in server_profiles
+        ],
+        "user_profiles": [{"name": p.get("name", ""), "on_login": p.get("on-login", "")} for p in user_profiles],
+    }
+    used = _server_profiles_in_use(router)
+    router.login_by = ",".join(sorted({m for p in used for m in p["login_by"].split(",") if m}))
+    if not router.dns_name:
+        router.dns_name = next((p["dns_name"] for p in used if p["dns_name"]), "")
+    db.session.commit()
+    return ConnectionReport(warnings=router_warnings(router))
+
+
+def _server_profiles_in_use(router: Router) -> list[dict]:
+    """The server profiles of the hotspot server(s) this router sells on."""
+    servers = router.facts.get("servers", [])
+    if router.hotspot_server != "all":
+        servers = [s for s in servers if s["name"] == router.hotspot_server]
+    names = {s["profile"] for s in servers}
+    return [p for p in router.facts.get("server_profiles", []) if p["name"] in names]
+
+
+def router_warnings(router: Router) -> list[str]:
+    """What the owner should fix or know, from the facts of the last connection test."""
+    if not router.facts:
+        return []
+    warnings = []
+    server_names = [s["name"] for s in router.facts.get("servers", [])]
+    if router.hotspot_server != "all" and router.hotspot_server not in server_names:
+        warnings.append(
+            _("Le serveur hotspot « %(name)s » n'existe pas sur ce routeur (serveurs : %(names)s).",
+              name=router.hotspot_server, names=", ".join(server_names) or "—")
+        )
+    if router.login_by and "http-pap" not in router.login_by.split(","):
+        warnings.append(
+            _("Le profil du serveur hotspot n'autorise pas http-pap (login-by : %(login_by)s) : la "
+              "connexion automatique par le navigateur passera par la page login.html générée par Kiosque.",
+              login_by=router.login_by)
+        )
+    stock_v3 = [
+        p["name"] for p in router.facts.get("user_profiles", [])
+        if mikhmon.needs_ros7_warning(router.ros_version, p["on_login"])
+    ]
+    if stock_v3:
+        warnings.append(
+            _("RouterOS %(version)s avec les scripts de profil Mikhmon v3 d'origine (%(profiles)s) : "
+              "depuis RouterOS 7.10 le format de date a changé et les tickets n'expirent plus. "
+              "Utilisez une version de Mikhmon adaptée à RouterOS 7.",
+              version=router.ros_version, profiles=", ".join(stock_v3))
+        )
+    return warnings

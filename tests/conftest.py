@@ -1,0 +1,114 @@
+"""Fixtures: the real app factory on a temporary database, a sandbox router over real TCP."""
+
+import html
+import re
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from portal import create_app
+from portal.extensions import db
+from portal.routeros.client import close_all
+from portal.sandbox.routeros import SandboxRouter
+from portal.services import owners
+
+ROUTER_PASSWORD = "r0uter-Secret!"
+
+
+class FreshGlobalsClient(FlaskClient):
+    """Each request starts with an empty `g`, as in production.
+
+    The tests keep one application context open so they can use `db.session` between requests;
+    Flask then reuses that context for every request, and with it `g`, where Flask-Login and
+    Flask-Babel cache the signed-in owner and the language.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app_config(tmp_path) -> dict:
+    """The test configuration; a module overrides this fixture to change it."""
+    return {
+        "ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'kiosque.db'}",
+        "ROUTER_TIMEOUT": 2.0,
+        "RATELIMIT_ENABLED": False,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    app.test_client_class = FreshGlobalsClient
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+    close_all()
+
+
+@pytest.fixture
+def router_server():
+    with SandboxRouter(password=ROUTER_PASSWORD) as server:
+        yield server
+
+
+class Browser:
+    """A test client that signs in and sends the CSRF token like the owner's browser does."""
+
+    def __init__(self, client):
+        self.client = client
+        self._token = None
+
+    def token(self) -> str:
+        if self._token is None:
+            page = self.client.get("/owner/login").get_data(as_text=True)
+            self._token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return self._token
+
+    def get(self, url, **kw):
+        return self.client.get(url, **kw)
+
+    def post(self, url, data=None, **kw):
+        return self.client.post(url, data={"csrf_token": self.token(), **(data or {})}, **kw)
+
+    def login(self, email, password):
+        return self.post("/owner/login", {"email": email, "password": password})
+
+
+@pytest.fixture
+def owner(app):
+    return owners.create_owner("owner@example.com", "owner-password")
+
+
+@pytest.fixture
+def browser(app, owner):
+    browser = Browser(app.test_client())
+    assert browser.login("owner@example.com", "owner-password").status_code == 302
+    return browser
+
+
+def router_values(server, **overrides) -> dict:
+    """A valid router form for the sandbox router."""
+    values = {
+        "name": "Maquis Wifi", "host": server.host, "port": str(server.port), "api_username": "admin",
+        "api_password": ROUTER_PASSWORD, "hotspot_server": "all", "dns_name": "", "user_mode": "vc",
+        "name_length": "6", "charset": "lower", "prefix": "", "currency": "XOF", "notify_email": "",
+    }
+    values.update(overrides)
+    return values
+
+
+def page_text(response) -> str:
+    """The response body as a reader sees it (entities decoded)."""
+    return html.unescape(response.get_data(as_text=True))

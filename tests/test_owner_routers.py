@@ -1,0 +1,119 @@
+import re
+
+from sqlalchemy import text
+
+from portal.extensions import db
+from portal.models import Router
+from tests.conftest import ROUTER_PASSWORD, page_text, router_values
+
+# The date handling of stock Mikhmon v3 profiles: month and year by fixed positions of mmm/dd/yyyy.
+STOCK_V3_ON_LOGIN = (
+    ':put (",rem,300,2h,0,,Disable,"); {:local date [ /system clock get date ];'
+    ':local year [ :pick $date 7 11 ];:local month [ :pick $date 0 3 ];}'
+)
+
+
+def add_router(browser, server, **overrides) -> Router:
+    response = browser.post("/owner/routers/new", router_values(server, **overrides))
+    assert response.status_code == 302, page_text(response)
+    return db.session.scalar(db.select(Router).order_by(Router.id.desc()))
+
+
+def test_create_router_encrypts_the_password_and_never_shows_it(browser, router_server):
+    router = add_router(browser, router_server)
+    assert router.api_password == ROUTER_PASSWORD
+    raw = db.session.execute(text("SELECT api_password FROM router")).scalar()
+    assert ROUTER_PASSWORD not in raw
+    page = page_text(browser.get(f"/owner/routers/{router.id}/edit"))
+    assert ROUTER_PASSWORD not in page and raw not in page
+    assert "Laissez vide pour garder le mot de passe" in page
+
+
+def test_blank_password_keeps_the_stored_one(browser, router_server):
+    router = add_router(browser, router_server)
+    response = browser.post(f"/owner/routers/{router.id}/edit",
+                            router_values(router_server, api_password="", name="Renamed"))
+    assert response.status_code == 302
+    db.session.refresh(router)
+    assert router.name == "Renamed" and router.api_password == ROUTER_PASSWORD
+
+
+def test_new_router_needs_a_password_and_valid_fields(browser, router_server):
+    response = browser.post("/owner/routers/new", router_values(router_server, api_password=""))
+    assert response.status_code == 422
+    assert "mot de passe de l'API est obligatoire" in page_text(response)
+    bad = browser.post("/owner/routers/new", router_values(
+        router_server, port="99999", host="bad host;", prefix="a b", currency="francs",
+        name_length="12", user_mode="up", charset="num"))
+    page = page_text(bad)
+    assert bad.status_code == 422
+    for message in ("Adresse IP ou nom d'hôte attendu", "Lettres et chiffres seulement",
+                    "Code ISO à trois lettres", "qu'en mode voucher"):
+        assert message in page
+    assert db.session.scalar(db.select(db.func.count(Router.id))) == 0
+
+
+def test_router_names_are_unique_per_owner(browser, router_server):
+    add_router(browser, router_server)
+    response = browser.post("/owner/routers/new", router_values(router_server))
+    assert response.status_code == 422 and "déjà un routeur avec ce nom" in page_text(response)
+
+
+def test_connection_test_reads_and_stores_router_facts(browser, router_server):
+    router = add_router(browser, router_server)
+    response = browser.post(f"/owner/routers/{router.id}/test", headers={"HX-Request": "true"})
+    page = page_text(response)
+    assert response.status_code == 200 and "Connexion réussie" in page
+    assert "<html" not in page  # a fragment for htmx
+    db.session.refresh(router)
+    assert router.identity == "Kiosque-Sandbox" and router.ros_version.startswith("6.49")
+    assert {"1h", "1d", "1w"} <= set(router.profile_names)
+    assert router.dns_name == "wifi.net"  # taken from the hotspot server profile
+    assert router.last_contact_at is not None
+    assert "http-pap" in page  # login-by cookie,http-chap: the owner is told what it means
+
+
+def test_connection_test_without_javascript_renders_the_page(browser, router_server):
+    router = add_router(browser, router_server)
+    page = page_text(browser.post(f"/owner/routers/{router.id}/test"))
+    assert "<html" in page and "Connexion réussie" in page
+
+
+def test_ros7_with_stock_mikhmon_scripts_is_warned(browser, router_server):
+    router_server.version = "7.16 (stable)"
+    router_server.add_user_profile("2h", on_login=STOCK_V3_ON_LOGIN)
+    router = add_router(browser, router_server)
+    page = page_text(browser.post(f"/owner/routers/{router.id}/test", headers={"HX-Request": "true"}))
+    assert "n'expirent plus" in page and re.search(r"d'origine \([^)]*\b2h\b", page)
+
+
+def test_connection_failures_have_clear_french_messages(browser, router_server):
+    wrong = add_router(browser, router_server, api_password="wrong-password", name="Wrong")
+    page = page_text(browser.post(f"/owner/routers/{wrong.id}/test", headers={"HX-Request": "true"}))
+    assert "refuse l'utilisateur ou le mot de passe" in page
+    assert "wrong-password" not in page
+
+    router_server.mode = "hang"
+    hung = add_router(browser, router_server, name="Hung")
+    page = page_text(browser.post(f"/owner/routers/{hung.id}/test", headers={"HX-Request": "true"}))
+    assert "ne répond pas à temps" in page
+
+    router_server.mode = "refuse"
+    refused = add_router(browser, router_server, name="Refused")
+    page = page_text(browser.post(f"/owner/routers/{refused.id}/test", headers={"HX-Request": "true"}))
+    assert "le service API est-il activé" in page
+
+
+def test_ticket_settings_sample(browser):
+    page = page_text(browser.get("/owner/routers/sample?user_mode=vc&name_length=8&charset=lower&prefix=ab"))
+    codes = re.findall(r"<code>([^<]+)</code>", page)
+    assert len(codes) == 3 and all(c.startswith("ab") and len(c) == 10 and c[-4:].isdigit() for c in codes)
+    up = page_text(browser.get("/owner/routers/sample?user_mode=up&name_length=4&charset=upper"))
+    pairs = re.findall(r"<code>([^<]+)</code> / <code>([^<]+)</code>", up)
+    assert len(pairs) == 3 and all(u.isupper() and p.isdigit() for u, p in pairs)
+
+
+def test_delete_router(browser, router_server):
+    router = add_router(browser, router_server)
+    assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 302
+    assert db.session.get(Router, router.id) is None
