@@ -7,6 +7,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
@@ -78,7 +79,7 @@ def demo(host: str, port: int) -> None:
     click.echo(f"Sandbox router: {sandbox.host}:{sandbox.port} (router {router.name!r})")
     click.echo(f"Owner: {base}/owner/login  email: {DEMO_EMAIL}  password: {DEMO_PASSWORD}")
     try:
-        current_app.run(host=host, port=port, use_reloader=False)
+        run_simple(host, port, current_app._get_current_object(), threaded=True)
     finally:
         sandbox.stop()
 

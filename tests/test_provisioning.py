@@ -3,7 +3,7 @@ import re
 import pytest
 
 from portal.extensions import db
-from portal.models import Owner, Plan, Router, Ticket, TicketStatus
+from portal.models import Plan, Router, Ticket, TicketStatus
 from portal.routeros.client import RouterError
 from portal.services import owners, provisioning
 from portal.services import routers as router_service
@@ -137,3 +137,16 @@ def test_ticket_passwords_are_encrypted_at_rest(router, plan):
     ticket = provisioning.sell_by_hand(router, plan)
     raw = db.session.execute(db.text("SELECT password FROM ticket")).scalar()
     assert ticket.password not in raw
+
+
+def test_no_secret_reaches_the_logs(router, plan, router_server, caplog):
+    caplog.set_level("DEBUG")
+    ticket = provisioning.sell_by_hand(router, plan)
+    router_server.mode = "refuse"
+    with pytest.raises(RouterError):
+        provisioning.sell_by_hand(router, plan)
+    pending = db.session.scalar(db.select(Ticket).where(Ticket.status == TicketStatus.PENDING))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "not created on router" in logged  # the failure was logged...
+    for secret in (ROUTER_PASSWORD, ticket.password, pending.password):
+        assert secret not in logged  # ...without any secret

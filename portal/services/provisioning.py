@@ -76,7 +76,8 @@ def provision(ticket: Ticket) -> Ticket:
     )
     db.session.commit()
     db.session.refresh(ticket)
-    log.info("ticket %s created on router %s as %s", ticket.id, ticket.router_id, ticket.username)
+    # Not the username: for a voucher it is the password.
+    log.info("ticket %s created on router %s", ticket.id, ticket.router_id)
     return ticket
 
 
