@@ -86,7 +86,7 @@ class PlanForm(FlaskForm):
 
     def validate_data_limit(self, field):
         try:
-            field.parsed = units.parse_bytes((field.data or "0").strip())
+            units.parse_bytes(field.data.strip())
         except ValueError:
             raise ValidationError(_l("Volume attendu, par exemple 0, 500M ou 1G."))
 
@@ -94,6 +94,6 @@ class PlanForm(FlaskForm):
         return {
             "label": self.label.data.strip(), "profile": self.profile.data, "price": self.price.data,
             "currency": self.currency.data, "time_limit": self.time_limit.data or "",
-            "data_limit_bytes": self.data_limit.parsed, "active": self.active.data,
+            "data_limit_bytes": units.parse_bytes((self.data_limit.data or "0").strip()), "active": self.active.data,
             "position": self.position.data or 0,
         }
