@@ -1,10 +1,11 @@
 """Kiosque: sell MikroTik hotspot tickets paid by Mobile Money."""
 
 from flask import Flask, has_request_context, request, session
+from werkzeug.routing import IntegerConverter
 
 from portal import config, formatting
 from portal.crypto import cipher_from_config, render_migration_type
-from portal.extensions import babel, csrf, db, htmx, limiter, login_manager, mail, migrate
+from portal import extensions as ext
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -32,29 +33,43 @@ def select_locale() -> str:
 
 def register_extensions(app: Flask) -> None:
     app.extensions["kiosque.cipher"] = cipher_from_config(app.config["ENCRYPTION_KEY"])
-    db.init_app(app)
-    migrate.init_app(app, db, render_item=render_migration_type)
-    mail.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
-    csrf.init_app(app)
-    limiter.init_app(app)
-    htmx.init_app(app)
-    login_manager.init_app(app)
-    login_manager.login_view = "owner.auth.login"
-    login_manager.login_message = None
+    ext.db.init_app(app)
+    ext.migrate.init_app(app, ext.db, render_item=render_migration_type)
+    ext.mail.init_app(app)
+    ext.babel.init_app(app, locale_selector=select_locale)
+    ext.csrf.init_app(app)
+    ext.limiter.init_app(app)
+    ext.htmx.init_app(app)
+    ext.login_manager.init_app(app)
+    ext.login_manager.login_view = "owner.auth.login"
+    ext.login_manager.login_message = None
 
     from portal.models import Owner
 
-    @login_manager.user_loader
+    @ext.login_manager.user_loader
     def load_owner(owner_id: str) -> Owner | None:
-        return db.session.get(Owner, int(owner_id))
+        return ext.db.session.get(Owner, int(owner_id))
+
+
+class IdConverter(IntegerConverter):
+    """A database id in a URL: a positive integer that fits the column, else 404 (never a 500)."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=2**31 - 1)
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.blueprints import owner, public
+    app.url_map.converters["id"] = IdConverter
+    from portal.blueprints import owner, public, shop, webhooks
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(shop.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(owner.bp, url_prefix="/owner")
+    if app.config["SANDBOX"]:
+        from portal import sandbox
+
+        sandbox.mount(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -22,9 +22,16 @@ DEFAULTS = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "SANDBOX": False,
     "ROUTER_TIMEOUT": 5.0,
+    "PROVIDER_TIMEOUT": 10.0,
+    "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
     "MAIL_DEFAULT_SENDER": "kiosque@localhost",
+    "MAIL_USE_TLS": False,  # STARTTLS on MAIL_PORT; the server's certificate is verified
+    "MAIL_USE_SSL": False,  # TLS from the start (usually port 465)
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_TIMEOUT": 10.0,  # seconds, for each exchange with the mail server
     "FEDAPAY_API_URL": "https://api.fedapay.com",
     "FEDAPAY_SANDBOX_API_URL": "https://sandbox-api.fedapay.com",
     "CINETPAY_API_URL": "https://api-checkout.cinetpay.com",
@@ -39,6 +46,9 @@ DEFAULTS = {
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this
+    "BUY_RATE_LIMIT": "30 per minute",  # per address: a whole hotspot shares one public address
+    "RETRIEVE_RATE_LIMIT": "5 per minute",
 }
 
 

@@ -11,13 +11,23 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from datetime import datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
+
+# Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class Base(DeclarativeBase):
     # Timestamps are stored with their time zone where the database keeps one (PostgreSQL).
-    registry = registry(type_annotation_map={datetime: DateTime(timezone=True)})
+    registry = registry(type_annotation_map={datetime: DateTime(timezone=True)},
+                       metadata=MetaData(naming_convention=NAMING_CONVENTION))
 
 
 db = SQLAlchemy(model_class=Base)

@@ -4,6 +4,7 @@ from flask import Flask
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from portal.payments.base import PROVIDERS
 from portal.routeros import units
 
 CURRENCY_LABELS = {"XOF": "FCFA", "XAF": "FCFA"}
@@ -25,7 +26,21 @@ def limits(plan) -> str:
     return " · ".join(parts) or _("sans limite")
 
 
+def provider_title(name: str) -> str:
+    return PROVIDERS[name].title if name in PROVIDERS else name
+
+
+def network_title(network: str) -> str:
+    """A FeexPay network code as buyers know it: `celtiis_bj` -> `CELTIIS (BJ)`."""
+    operator, _, country = network.rpartition("_")
+    if not operator or len(country) != 2:
+        return network.upper()
+    return f"{operator.upper()} ({country.upper()})"
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
+    app.add_template_filter(provider_title)
+    app.add_template_filter(network_title)
     app.add_template_global(lambda: str(get_locale() or "fr"), "current_locale")

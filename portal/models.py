@@ -1,11 +1,12 @@
 """The data model (DESIGN.md §3), SQLAlchemy 2.0 typed style."""
 
+import json
 import secrets
 from datetime import datetime, timezone
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -32,12 +33,23 @@ class Owner(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     routers: Mapped[list["Router"]] = relationship(back_populates="owner", order_by="Router.name")
+    accounts: Mapped[list["PaymentAccount"]] = relationship(back_populates="owner",
+                                                            order_by="(PaymentAccount.provider, PaymentAccount.id)")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+# Which of its owner's payment accounts a router offers to buyers.
+router_account = Table(
+    "router_account",
+    db.metadata,
+    Column("router_id", ForeignKey("router.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", ForeignKey("payment_account.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class UserMode(StrEnum):
@@ -79,6 +91,12 @@ class Router(db.Model):
         back_populates="router", cascade="all, delete-orphan", order_by="(Plan.position, Plan.price)"
     )
     tickets: Mapped[list["Ticket"]] = relationship(back_populates="router", cascade="all, delete-orphan")
+    accounts: Mapped[list["PaymentAccount"]] = relationship(secondary=router_account, back_populates="routers",
+                                                            order_by="PaymentAccount.provider")
+
+    @property
+    def offered_accounts(self) -> list["PaymentAccount"]:
+        return [a for a in self.accounts if a.active]
 
     def address(self, timeout: float) -> RouterAddress:
         return RouterAddress(
@@ -126,6 +144,7 @@ class Ticket(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     router_id: Mapped[int] = mapped_column(ForeignKey("router.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id", ondelete="SET NULL"), unique=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="SET NULL"))
     plan_label: Mapped[str] = mapped_column(String(60))
     price: Mapped[int]
@@ -148,3 +167,131 @@ class Ticket(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     router: Mapped[Router] = relationship(back_populates="tickets")
+    order: Mapped["Order | None"] = relationship(back_populates="ticket")
+
+
+class Provider(StrEnum):
+    FEDAPAY = "fedapay"
+    CINETPAY = "cinetpay"
+    FEEXPAY = "feexpay"
+
+
+class PaymentAccount(db.Model):
+    """An owner's account with one payment provider; the credentials are stored encrypted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(10))
+    label: Mapped[str] = mapped_column(String(80))
+    environment: Mapped[str] = mapped_column(String(7), default="live")  # live | sandbox (FedaPay)
+    credentials: Mapped[str] = mapped_column(EncryptedText)  # JSON object of the provider's fields
+    # The non-secret identifier the guide's buy links carry (FedaPay public key, CinetPay site id,
+    # FeexPay shop id), so those links can find the account without decrypting every one.
+    public_id: Mapped[str] = mapped_column(String(120), default="", index=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. FeexPay's enabled networks
+    webhook_token: Mapped[str] = mapped_column(String(48), unique=True, default=lambda: public_token(24))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[Owner] = relationship(back_populates="accounts")
+    routers: Mapped[list[Router]] = relationship(secondary=router_account, back_populates="accounts")
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return json.loads(self.credentials)
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"  # saved, checkout not started yet
+    PENDING = "pending"  # the buyer is paying
+    PAID = "paid"  # the provider confirmed the money; the ticket is being made
+    PROVISIONED = "provisioned"  # the ticket is on the router
+    FAILED = "failed"  # declined, cancelled, or the checkout could not start
+    EXPIRED = "expired"  # no payment came in time
+
+
+ORDER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes: buyers may type it
+
+
+def order_code() -> str:
+    return "".join(secrets.choice(ORDER_CODE_ALPHABET) for _ in range(10))
+
+
+class Order(db.Model):
+    """A buyer's purchase of a plan. Amount and terms are copied from the plan when it is made."""
+
+    __table_args__ = (UniqueConstraint("account_id", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True, default=order_code)
+    # One buy form, one order: a second submit of the same form finds the first order.
+    intent: Mapped[str] = mapped_column(String(48), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"), index=True)
+    router_id: Mapped[int] = mapped_column(ForeignKey("router.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="SET NULL"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("payment_account.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(10))
+    plan_label: Mapped[str] = mapped_column(String(60))
+    profile: Mapped[str] = mapped_column(String(80))
+    time_limit: Mapped[str] = mapped_column(String(20), default="")
+    data_limit_bytes: Mapped[int] = mapped_column(default=0)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(12), default=OrderStatus.CREATED, index=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(120))
+    checkout_url: Mapped[str] = mapped_column(Text, default="")
+    payer_reference: Mapped[str] = mapped_column(String(120), default="", index=True)
+    payer_phone: Mapped[str] = mapped_column(String(20), default="")
+    network: Mapped[str] = mapped_column(String(20), default="")
+    client_mac: Mapped[str] = mapped_column(String(17), default="")
+    client_ip: Mapped[str] = mapped_column(String(45), default="")
+    link_orig: Mapped[str] = mapped_column(String(500), default="")
+    hotspot_server: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    provisioned_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]  # when the provider last sent us news of this order
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    email_sent_at: Mapped[datetime | None]
+    email_attempts: Mapped[int] = mapped_column(default=0)
+
+    router: Mapped[Router] = relationship()
+    account: Mapped[PaymentAccount] = relationship()
+    ticket: Mapped["Ticket | None"] = relationship(back_populates="order")
+    events: Mapped[list["OrderEvent"]] = relationship(back_populates="order", order_by="OrderEvent.id",
+                                                      cascade="all, delete-orphan")
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (OrderStatus.PROVISIONED, OrderStatus.FAILED, OrderStatus.EXPIRED)
+
+
+class OrderEvent(db.Model):
+    """One line of an order's timeline."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class WebhookEvent(db.Model):
+    """A provider callback exactly as it arrived, kept for audit and replay."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(10))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("payment_account.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(8))
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text, default="")
+    signature_valid: Mapped[bool | None]
+    outcome: Mapped[str] = mapped_column(String(40), default="")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id", ondelete="SET NULL"), index=True)

@@ -2,15 +2,19 @@
 
 import html
 import re
+import threading
 
 import pytest
 from cryptography.fernet import Fernet
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.extensions import db
 from portal.routeros.client import close_all
+from portal.sandbox import point_adapters_at
+from portal.sandbox.providers import ProviderSandbox
 from portal.sandbox.routeros import SandboxRouter
 from portal.services import owners
 
@@ -112,3 +116,25 @@ def router_values(server, **overrides) -> dict:
 def page_text(response) -> str:
     """The response body as a reader sees it (entities decoded)."""
     return html.unescape(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def provider_sandbox():
+    sandbox = ProviderSandbox().start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def live_server(app, provider_sandbox):
+    """The app served over real HTTP, as providers and buyers' browsers reach it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_URL"] = url
+    point_adapters_at(app, provider_sandbox)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    provider_sandbox.drain(timeout=5)
+    server.shutdown()
+    thread.join(5)

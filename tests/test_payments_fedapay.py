@@ -48,12 +48,18 @@ def _signed(body: bytes, timestamp: int | None = None) -> dict[str, str]:
 
 def test_registry_and_settings_form():
     assert PROVIDERS["fedapay"] is FedaPay and not FedaPay.needs_phone
-    assert [f.name for f in FedaPay.credential_fields] == ["secret_key", "webhook_secret"]
-    assert all(f.secret for f in FedaPay.credential_fields)
+    fields = {f.name: f for f in FedaPay.credential_fields}
+    assert list(fields) == ["secret_key", "webhook_secret", "public_key"]
+    assert fields["secret_key"].secret and fields["webhook_secret"].secret and not fields["webhook_secret"].required
+    assert not fields["public_key"].secret and not fields["public_key"].required
     with pytest.raises(KeyError):
         get_provider("paypal", {}, base_url="http://x")
-    with pytest.raises(ProviderRejected, match="Secret du webhook"):
-        get_provider("fedapay", {"secret_key": "sk_sandbox_x"}, base_url="http://x")
+    with pytest.raises(ProviderRejected, match="Clé secrète"):
+        get_provider("fedapay", {"webhook_secret": "wh_x"}, base_url="http://x")
+    # Without its webhook secret (FedaPay gives it after the URL is declared) notifications are refused.
+    unsigned = get_provider("fedapay", {"secret_key": "sk_sandbox_x"}, base_url="http://x")
+    with pytest.raises(InvalidNotification, match="no webhook secret"):
+        unsigned.parse_notification(b"{}", {"X-FEDAPAY-SIGNATURE": "t=1,s=00"})
 
 
 def test_paid_flow(fedapay, sandbox, receiver):

@@ -53,7 +53,7 @@ def test_up_mode_and_prefix(router, plan, router_server):
 
 
 def test_retry_after_the_router_took_the_user_but_we_did_not_record_it(router, plan, router_server):
-    ticket = provisioning.new_ticket(router, plan, tag="order42")
+    ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order42")
     # The router got the user, then the process died before its commit.
     client = provisioning._client(router)
     client.add_user(name=ticket.username, password=ticket.password, profile=ticket.profile,
@@ -69,7 +69,7 @@ def test_a_name_taken_by_someone_else_is_drawn_again(router, plan, router_server
                         lambda *a: provisioning.credentials.Credentials(next(drawn), "same"))
     client = provisioning._client(router)
     client.add_user(name="abc234", password="theirs", profile="1h", comment="vc-111-01.01.26-")
-    ticket = provisioning.new_ticket(router, plan, tag="order43")
+    ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order43")
     assert ticket.username == "abc234"
     provisioning.provision(ticket)
     assert ticket.username == "def567" and ticket.status == TicketStatus.CREATED
@@ -93,14 +93,14 @@ def test_router_down_leaves_the_ticket_pending_then_retry_creates_it_once(router
 
 def test_active_login_is_recorded_and_never_fatal(router, plan, router_server):
     router_server.add_host("10.5.50.23", "AA:BB:CC:DD:EE:01")
-    ticket = provisioning.new_ticket(router, plan, tag="order44", client_ip="10.5.50.23",
+    ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order44", client_ip="10.5.50.23",
                                      client_mac="AA:BB:CC:DD:EE:01")
     provisioning.provision(ticket)
     assert provisioning.log_client_in(ticket) is True and ticket.login_result == "ok"
     [session] = router_server.active()
     assert session["user"] == ticket.username and session["address"] == "10.5.50.23"
 
-    stranger = provisioning.new_ticket(router, plan, tag="order45", client_ip="10.5.50.99")
+    stranger = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order45", client_ip="10.5.50.99")
     provisioning.provision(stranger)
     assert provisioning.log_client_in(stranger) is False
     assert stranger.login_result.startswith("failed")

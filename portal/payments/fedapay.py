@@ -64,7 +64,11 @@ class FedaPay(PaymentProvider):
     title = "FedaPay"
     credential_fields = (
         CredentialField("secret_key", "Clé secrète (sk_…)", secret=True),
-        CredentialField("webhook_secret", "Secret du webhook (wh_…)", secret=True),
+        # FedaPay issues it only once our webhook URL is declared, so an account starts without it:
+        # until it is set, webhooks are refused and payments are confirmed by polling the API.
+        CredentialField("webhook_secret", "Secret du webhook (wh_…)", secret=True, required=False),
+        # Not used by the API calls; the guide's buy links carry it, so it identifies the account.
+        CredentialField("public_key", "Clé publique (pk_…)", secret=False, required=False),
     )
 
     def __init__(
@@ -175,6 +179,8 @@ class FedaPay(PaymentProvider):
 
     def _verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Check the signature over the raw body, then the timestamp (in that order, as the SDKs do)."""
+        if not self.credentials["webhook_secret"]:
+            raise self.error(InvalidNotification, "no webhook secret configured yet", code="signature")
         value = header(headers, SIGNATURE_HEADER)
         if not value:
             raise self.error(InvalidNotification, f"missing {SIGNATURE_HEADER} header", code="signature")

@@ -209,8 +209,7 @@ class ProviderSandbox:
 
     def __init__(self, *, public_url: str | None = None) -> None:
         """`public_url` is the root URL browsers and adapters use to reach the app mounting us."""
-        self.public_url = public_url.rstrip("/") if public_url else None
-        self.base_url: str | None = f"{self.public_url}{URL_PREFIX}" if self.public_url else None
+        self.serve_at(public_url)
         for knob, default in KNOBS.items():
             setattr(self, knob, default)
         self._lock = threading.RLock()
@@ -229,6 +228,11 @@ class ProviderSandbox:
         self._thread: threading.Thread | None = None
 
     # -- serving ---------------------------------------------------------------------------------
+
+    def serve_at(self, public_url: str | None) -> None:
+        """Set the root URL of the app mounting us (the demo learns its port late)."""
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.base_url: str | None = f"{self.public_url}{URL_PREFIX}" if self.public_url else None
 
     def start(self) -> ProviderSandbox:
         """Serve the look-alikes alone on a random loopback port, from a daemon thread."""

@@ -1,20 +1,21 @@
 """From a sold plan to a hotspot user on the router, exactly once; then the client's login.
 
 The credentials are chosen and committed before the router is called. A retry therefore asks
-the router for that same name first: a user already there with our password is ours (the
-earlier call reached the router before we could record it), anyone else's means a collision and
-a new name is drawn.
+the router for that same name first: a user already there with our comment is ours (the earlier
+call reached the router before we could record it), anyone else's means a collision and a new
+name is drawn.
 """
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import Plan, Router, Ticket, TicketStatus, utcnow
+from portal.models import Order, Plan, Router, Ticket, TicketStatus, utcnow
 from portal.routeros import credentials
 from portal.routeros.client import RouterClient, RouterCommandError, RouterError, router_client
 
@@ -28,15 +29,36 @@ class NameCollisions(RouterError):
     """Every name drawn for this ticket already belonged to someone else on the router."""
 
 
-def new_ticket(router: Router, plan: Plan, *, tag: str, sold_by_hand: bool = False,
+@dataclass(frozen=True)
+class Sale:
+    """What a ticket is for: a plan's terms, as they stood when it was sold."""
+
+    plan_id: int | None
+    label: str
+    price: int
+    profile: str
+    time_limit: str
+    data_limit_bytes: int
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> "Sale":
+        return cls(plan.id, plan.label, plan.price, plan.profile, plan.time_limit, plan.data_limit_bytes)
+
+    @classmethod
+    def of_order(cls, order: Order) -> "Sale":
+        return cls(order.plan_id, order.plan_label, order.amount, order.profile, order.time_limit,
+                   order.data_limit_bytes)
+
+
+def new_ticket(router: Router, sale: Sale, *, tag: str, sold_by_hand: bool = False, order: Order | None = None,
                client_ip: str = "", client_mac: str = "") -> Ticket:
-    """Choose credentials for a sale of `plan` and save them, before any router call."""
+    """Choose credentials for a sale and save them, before any router call."""
     drawn, comment = _draw_credentials(router, tag)
     ticket = Ticket(
-        router=router, plan_id=plan.id, plan_label=plan.label, price=plan.price, profile=plan.profile,
-        server=router.hotspot_server, limit_uptime=plan.time_limit, limit_bytes_total=plan.data_limit_bytes,
-        sold_by_hand=sold_by_hand, client_ip=client_ip, client_mac=client_mac,
-        username=drawn.username, password=drawn.password, comment=comment,
+        router=router, order=order, plan_id=sale.plan_id, plan_label=sale.label, price=sale.price,
+        profile=sale.profile, server=router.hotspot_server, limit_uptime=sale.time_limit,
+        limit_bytes_total=sale.data_limit_bytes, sold_by_hand=sold_by_hand, client_ip=client_ip,
+        client_mac=client_mac, username=drawn.username, password=drawn.password, comment=comment,
     )
     db.session.add(ticket)
     db.session.commit()
@@ -73,6 +95,7 @@ def provision(ticket: Ticket) -> Ticket:
         update(Ticket)
         .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.PENDING)
         .values(status=TicketStatus.CREATED, router_user_id=user_id, created_on_router_at=utcnow(), last_error="")
+        .execution_options(synchronize_session=False)  # refreshed below
     )
     db.session.commit()
     db.session.refresh(ticket)
@@ -132,5 +155,5 @@ def log_client_in(ticket: Ticket) -> bool:
 
 def sell_by_hand(router: Router, plan: Plan) -> Ticket:
     """A cash sale: a ticket for `plan` made now on the router. Raises RouterError if it could not be."""
-    ticket = new_ticket(router, plan, tag="cash" + secrets.token_hex(3), sold_by_hand=True)
+    ticket = new_ticket(router, Sale.of_plan(plan), tag="cash" + secrets.token_hex(3), sold_by_hand=True)
     return provision(ticket)

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Owner, Router, utcnow
+from portal.models import Order, Owner, Router, utcnow
 from portal.routeros import mikhmon
 from portal.routeros.client import (
     RouterAuthFailed,
@@ -71,6 +71,10 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
 
 
 def delete_router(router: Router) -> None:
+    """Delete a router with its plans and tickets; one that has sold online keeps its history."""
+    if db.session.scalar(select(Order.id).where(Order.router_id == router.id).limit(1)) is not None:
+        raise RouterSettingsError("delete", _("Ce routeur a des ventes en ligne : son historique est gardé. "
+                                              "Retirez-lui plutôt ses forfaits et ses comptes de paiement."))
     db.session.delete(router)
     db.session.commit()
 

@@ -1,14 +1,15 @@
-"""Owner pages: sign-in, routers, plans. Every page is the signed-in owner's own data only."""
+"""Owner pages: sign-in, routers, plans, payment accounts. Every page shows the owner's own data only."""
 
 from flask import Blueprint, redirect, url_for
 from flask_login import login_required
 
-from portal.blueprints.owner import auth, plans, routers
+from portal.blueprints.owner import accounts, auth, plans, routers
 
 bp = Blueprint("owner", __name__)
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(routers.bp, url_prefix="/routers")
 bp.register_blueprint(plans.bp)
+bp.register_blueprint(accounts.bp, url_prefix="/accounts")
 
 
 @bp.get("/")

@@ -26,14 +26,14 @@ def load_plan(plan_id: int) -> Plan:
     return plan
 
 
-@bp.route("/routers/<int:router_id>/plans/new", methods=("GET", "POST"))
+@bp.route("/routers/<id:router_id>/plans/new", methods=("GET", "POST"))
 def create(router_id: int):
     """Add a plan to a router."""
     router = load_router(router_id)
     return _edit(router, None)
 
 
-@bp.route("/plans/<int:plan_id>/edit", methods=("GET", "POST"))
+@bp.route("/plans/<id:plan_id>/edit", methods=("GET", "POST"))
 def edit(plan_id: int):
     """Change a plan."""
     plan = load_plan(plan_id)
@@ -56,7 +56,7 @@ def _edit(router: Router, plan: Plan | None):
     return render_template("owner/plan_form.html", form=form, router=router, plan=plan), status
 
 
-@bp.post("/plans/<int:plan_id>/delete")
+@bp.post("/plans/<id:plan_id>/delete")
 def delete(plan_id: int):
     """Delete a plan; tickets already sold keep their plan's name and price."""
     plan = load_plan(plan_id)
@@ -65,7 +65,7 @@ def delete(plan_id: int):
     return redirect(url_for("owner.routers.show", router_id=router_id))
 
 
-@bp.route("/routers/<int:router_id>/plans/import", methods=("GET", "POST"))
+@bp.route("/routers/<id:router_id>/plans/import", methods=("GET", "POST"))
 def import_profiles(router_id: int):
     """Propose plans from the router's Mikhmon profiles; create the chosen ones."""
     router = load_router(router_id)

@@ -3,11 +3,13 @@
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from portal import htmx
 from portal.blueprints.owner.forms import RouterForm
 from portal.extensions import db
 from portal.models import Plan, Router, Ticket
 from portal.routeros import credentials
 from portal.routeros.client import RouterError
+from portal.services import accounts as account_service
 from portal.services import provisioning
 from portal.services import routers as router_service
 
@@ -40,7 +42,7 @@ def create():
     return _edit(None)
 
 
-@bp.route("/<int:router_id>/edit", methods=("GET", "POST"))
+@bp.route("/<id:router_id>/edit", methods=("GET", "POST"))
 def edit(router_id: int):
     """Change a router's settings; a blank password keeps the stored one."""
     return _edit(load_router(router_id))
@@ -67,33 +69,39 @@ def _samples(mode, length, charset, prefix) -> list[credentials.Credentials]:
         return []
 
 
-@bp.post("/<int:router_id>/delete")
+@bp.post("/<id:router_id>/delete")
 def delete(router_id: int):
     """Delete a router with its plans."""
-    router_service.delete_router(load_router(router_id))
+    router = load_router(router_id)
+    try:
+        router_service.delete_router(router)
+    except router_service.RouterSettingsError as exc:
+        return _router_page(router, delete_error=str(exc), status=409)
     return redirect(url_for(".index"))
 
 
-@bp.get("/<int:router_id>")
+@bp.get("/<id:router_id>")
 def show(router_id: int):
     """A router: facts, warnings, plans, cash sale and recent tickets."""
     return _router_page(load_router(router_id))
 
 
-def _router_page(router: Router, report: router_service.ConnectionReport | None = None):
+def _router_page(router: Router, report: router_service.ConnectionReport | None = None, *,
+                 delete_error: str | None = None, status: int = 200):
     tickets = db.session.scalars(
         db.select(Ticket).where(Ticket.router_id == router.id).order_by(Ticket.id.desc()).limit(20)
     ).all()
     return render_template("owner/router.html", router=router, tickets=tickets, report=report,
-                           warnings=router_service.router_warnings(router))
+                           warnings=router_service.router_warnings(router), delete_error=delete_error,
+                           accounts=account_service.owner_accounts(current_user)), status
 
 
-@bp.post("/<int:router_id>/test")
+@bp.post("/<id:router_id>/test")
 def test(router_id: int):
     """Test the connection (HTMX fragment, or the router page again without JavaScript)."""
     router = load_router(router_id)
     report = router_service.test_connection(router)
-    if request.htmx:
+    if htmx.wants_fragment():
         return render_template("owner/_connection.html", router=router, report=report)
     return _router_page(router, report)
 
@@ -107,7 +115,7 @@ def sample():
     return render_template("owner/_sample.html", samples=samples)
 
 
-@bp.post("/<int:router_id>/sell")
+@bp.post("/<id:router_id>/sell")
 def sell(router_id: int):
     """Sell a ticket by hand (cash): create it on the router now and show the code."""
     router = load_router(router_id)
@@ -118,7 +126,7 @@ def sell(router_id: int):
     return _sale_result(router, lambda: provisioning.sell_by_hand(router, plan))
 
 
-@bp.post("/<int:router_id>/tickets/<int:ticket_id>/retry")
+@bp.post("/<id:router_id>/tickets/<id:ticket_id>/retry")
 def retry(router_id: int, ticket_id: int):
     """Try again to create a ticket the router did not take."""
     router = load_router(router_id)
@@ -134,5 +142,5 @@ def _sale_result(router: Router, make_ticket):
         ticket = make_ticket()
     except RouterError as exc:
         error = router_service.describe_router_error(exc)
-    template = "owner/_sale.html" if request.htmx else "owner/sale.html"
-    return render_template(template, router=router, ticket=ticket, error=error), 200 if error is None else 502
+    return htmx.render("owner/sale.html", "owner/_sale.html", 200 if error is None else 502,
+                       router=router, ticket=ticket, error=error)

@@ -1,0 +1,226 @@
+"""Buyer pages: a router's plans, buying, the order's progress, getting a code back.
+
+They are tiny, French first, work without JavaScript and load nothing from other hosts: the
+hotspot client reaches only the walled garden, often on a slow link. They set no session, so
+their forms carry no CSRF token: the worst a forged submit can do is open a checkout that the
+buyer must still approve on their own phone.
+"""
+
+import ipaddress
+import re
+import secrets
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal import htmx
+from portal.extensions import csrf, db, limiter
+from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
+from portal.services import orders
+
+bp = Blueprint("shop", __name__)
+
+MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+SERVER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+LOGIN_DELAY_SECONDS = 3  # long enough to read the code before the browser goes to the router
+
+
+def hotspot_context(values) -> orders.HotspotContext:
+    """The client's mac, ip, wanted page and hotspot server, each kept only if well-formed."""
+    mac = values.get("mac", "").strip()
+    ip = values.get("ip", "").strip()
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        ip = ""
+    server = values.get("server", "").strip()
+    return orders.HotspotContext(
+        mac=mac.upper() if MAC.match(mac) else "",
+        ip=ip,
+        dst=orders.safe_destination(values.get("dst", "")),
+        server=server if SERVER.match(server) else "",
+    )
+
+
+def load_router(slug: str) -> Router:
+    router = db.session.scalar(select(Router).where(Router.slug == slug))
+    if router is None:
+        abort(404)
+    return router
+
+
+def _plans_page(router: Router, context: orders.HotspotContext, *, error: str | None = None,
+                selected: Plan | None = None, status: int = 200):
+    plans = [selected] if selected else [p for p in router.plans if p.active]
+    accounts = router.offered_accounts
+    networks = sorted({n for a in accounts if a.provider == "feexpay" for n in a.settings.get("networks", [])})
+    return render_template(
+        "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
+        intent=secrets.token_urlsafe(16), error=error, form=request.form,
+    ), status
+
+
+@bp.get("/r/<slug>")
+def plans(slug: str):
+    """The router's plans, to pick one and pay."""
+    return _plans_page(load_router(slug), hotspot_context(request.args))
+
+
+def _buy_limit() -> str:
+    return current_app.config["BUY_RATE_LIMIT"]
+
+
+@bp.post("/r/<slug>/buy")
+@csrf.exempt
+@limiter.limit(_buy_limit)
+def buy(slug: str):
+    """Create the order and send the buyer to pay (or to wait for the prompt on their phone)."""
+    router = load_router(slug)
+    form = request.form
+    context = hotspot_context(form)
+    try:
+        order = orders.start_purchase(
+            router, plan_id=form.get("plan_id", type=int), account_id=form.get("account_id", type=int),
+            intent=form.get("intent", "")[:48] or secrets.token_urlsafe(16), phone=form.get("phone", ""),
+            network=form.get("network", ""), context=context,
+        )
+    except orders.PurchaseError as exc:
+        return _plans_page(router, context, error=str(exc), status=422)
+    if order.status == OrderStatus.FAILED:
+        return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
+    return htmx.redirect_to(order.checkout_url or url_for(".order_page", code=order.code))
+
+
+def load_order(code: str) -> Order:
+    order = orders.find_order(code)
+    if order is None:
+        abort(404)
+    return order
+
+
+@bp.route("/o/<code>", methods=("GET", "POST"))
+@csrf.exempt  # CinetPay brings the buyer back with a POST
+def order_page(code: str):
+    """Where the order stands; also every provider's return address."""
+    order = load_order(code)
+    # FedaPay appends ?id=…&status=…, CinetPay posts transaction_id and token: hints to check.
+    orders.poll(order, returned=request.method == "POST" or "id" in request.args)
+    return render_template("shop/order.html", order=order, **_order_view(order))
+
+
+@bp.get("/o/<code>/status")
+def order_status(code: str):
+    """The order page's polled fragment; a full reload once the order is settled."""
+    order = load_order(code)
+    orders.poll(order)
+    if order.is_final:
+        return htmx.reload_page()
+    return render_template("shop/_order_status.html", order=order, **_order_view(order))
+
+
+def _order_view(order: Order) -> dict:
+    """What the order page shows: the ticket, whether the client is online, where to log in."""
+    ticket = order.ticket if order.ticket and order.ticket.status == TicketStatus.CREATED else None
+    online = bool(ticket and ticket.login_result == "ok")
+    return {
+        "ticket": ticket,
+        "online": online,
+        "login_url": router_login_url(order.router, ticket, order.link_orig) if ticket and not online else "",
+        "destination": order.link_orig,
+        "login_delay": LOGIN_DELAY_SECONDS,
+    }
+
+
+def router_login_url(router: Router, ticket, destination: str) -> str:
+    """Where the browser logs in: always built from the router's own DNS name, never from a link.
+
+    With http-pap allowed the router takes the credentials in a plain GET; otherwise the
+    generated login.html reads them from the URL fragment (never sent over the network) and
+    logs in with CHAP.
+    """
+    if not router.dns_name:
+        return ""
+    base = f"http://{router.dns_name}/login"
+    dst = {"dst": destination} if destination else {}
+    credentials = {"username": ticket.username, "password": ticket.password}
+    if not router.login_by or "http-pap" in router.login_by.split(","):
+        return f"{base}?{urlencode({**credentials, **dst})}"
+    return f"{base}?{urlencode(dst)}#{urlencode(credentials)}" if dst else f"{base}#{urlencode(credentials)}"
+
+
+def _retrieve_limit() -> str:
+    return current_app.config["RETRIEVE_RATE_LIMIT"]
+
+
+@bp.route("/retrieve", methods=("GET", "POST"))
+@csrf.exempt
+@limiter.limit(_retrieve_limit, methods=["POST"])
+def retrieve():
+    """Get a ticket back with the payment reference (or order code) and the payer's phone."""
+    ticket, error = None, None
+    if request.method == "POST":
+        ticket = orders.retrieve(request.form.get("reference", ""), request.form.get("phone", ""))
+        if ticket is None:
+            error = _("Aucun ticket ne correspond à cette référence et à ce numéro.")
+    login_url = router_login_url(ticket.router, ticket, "") if ticket else ""
+    return render_template("shop/retrieve.html", ticket=ticket, error=error, login_url=login_url,
+                           form=request.form), 200 if error is None else 404
+
+
+# -- the link shapes of the guide Kiosque replaces --------------------------------------------------
+
+SEED_LINKS = {  # route -> provider, and which query parameter carries the account's public id
+    "/buy-mikhmon": ("fedapay", "pub_key"),
+    "/buy-mikhmon-cinetpay": ("cinetpay", "siteid"),
+    "/buy-mikhmon-feexpay": ("feexpay", "siteid"),
+}
+
+
+@bp.get("/buy-mikhmon", endpoint="seed_fedapay")
+@bp.get("/buy-mikhmon-cinetpay", endpoint="seed_cinetpay")
+@bp.get("/buy-mikhmon-feexpay", endpoint="seed_feexpay")
+def seed_link():
+    """A buy link of the guide: its keys find the account, nasid the router, profile and amount a plan.
+
+    Only the plan's own price is ever charged; the buyer sees it and confirms before paying.
+    """
+    provider, key = SEED_LINKS[request.path]
+    args = request.args
+    account = _seed_account(provider, args.get(key, "").strip())
+    context = orders.HotspotContext(**{**hotspot_context(args).__dict__, "server": args.get("nasid", "")[:64]})
+    router = _seed_router(account, args.get("nasid", "").strip()) if account else None
+    plan = None
+    if router is not None:
+        plan = db.session.scalar(select(Plan).where(
+            Plan.router_id == router.id, Plan.active, Plan.profile == args.get("profile_name", ""),
+            Plan.price == args.get("amount", type=int)))
+    if plan is None:
+        return render_template("shop/message.html", title=_("Lien de paiement invalide"), message=_(
+            "Ce lien ne correspond à aucun forfait en vente. Rien n'a été débité. Revenez à la page de "
+            "connexion du hotspot et choisissez un forfait.")), 404
+    return _plans_page(router, context, selected=plan)
+
+
+def _seed_account(provider: str, public_id: str) -> PaymentAccount | None:
+    if not public_id:
+        return None
+    return db.session.scalar(select(PaymentAccount).where(
+        PaymentAccount.provider == provider, PaymentAccount.public_id == public_id, PaymentAccount.active))
+
+
+def _seed_router(account: PaymentAccount, nasid: str) -> Router | None:
+    """The router offering this account whose hotspot server is `nasid` (or the only one)."""
+    routers = [r for r in account.routers if account in r.offered_accounts]
+    named = [r for r in routers if nasid and (r.hotspot_server == nasid or
+                                              nasid in [s["name"] for s in r.facts.get("servers", [])])]
+    if len(named) == 1:
+        return named[0]
+    return routers[0] if len(routers) == 1 else None
+
+
+@bp.get("/retrieve-mikhmon-code")
+def seed_retrieve():
+    """The guide's retrieval link."""
+    return redirect(url_for(".retrieve"), 301)

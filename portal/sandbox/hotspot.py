@@ -1,0 +1,77 @@
+"""A page playing a MikroTik hotspot's login pages, so the buyer's whole path can be clicked through.
+
+The sandbox router gives each visitor a client identity (MAC and IP, kept in a cookie) and knows
+it as a hotspot host, as a real router knows every device on its LAN. The page links to Kiosque
+with `mac`, `ip`, `dst` and `server` the way a login.html does, and `/login` takes the PAP GET
+login a router takes. It needs the sandbox router the demo started (`kiosque.sandbox_router`).
+"""
+
+import secrets
+
+from flask import Blueprint, abort, current_app, render_template, request
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Router
+from portal.routeros.client import RouterAddress, RouterClient, RouterError
+
+bp = Blueprint("hotspot", __name__)
+
+COOKIE = "sandbox_hotspot_client"
+WANTED_PAGE = "http://example.com/"
+
+
+def _sandbox_router():
+    router = current_app.extensions.get("kiosque.sandbox_router")
+    if router is None:
+        abort(404)
+    return router
+
+
+def _client() -> tuple[str, str]:
+    """This browser's MAC and IP on the sandbox hotspot, new ones on the first visit."""
+    known = request.cookies.get(COOKIE, "")
+    if known.count("|") == 1:
+        mac, ip = known.split("|")
+        return mac, ip
+    raw = secrets.token_bytes(4)
+    mac = "02:" + ":".join(f"{b:02X}" for b in raw) + ":01"
+    return mac, f"10.5.50.{2 + raw[0] % 250}"
+
+
+def _page(template: str, **context):
+    sandbox = _sandbox_router()
+    mac, ip = _client()
+    sandbox.add_host(ip, mac)
+    online = any(s["address"] == ip for s in sandbox.active())
+    routers = db.session.scalars(select(Router).where(Router.host == sandbox.host, Router.port == sandbox.port)).all()
+    response = current_app.make_response(render_template(
+        template, mac=mac, ip=ip, dst=WANTED_PAGE, routers=routers, online=online, **context))
+    response.set_cookie(COOKIE, f"{mac}|{ip}", httponly=True, samesite="Lax")
+    return response
+
+
+@bp.get("/")
+def login_page():
+    """The hotspot's login page: buy a ticket with Kiosque, or type a code."""
+    return _page("sandbox/hotspot.html")
+
+
+@bp.get("/login")
+def login():
+    """The router's PAP login by GET (`username`, `password`, `dst`), as after a Kiosque purchase."""
+    sandbox = _sandbox_router()
+    mac, ip = _client()
+    sandbox.add_host(ip, mac)
+    address = RouterAddress(sandbox.host, sandbox.port, sandbox.username, sandbox.password)
+    error = None
+    try:
+        client = RouterClient(address)
+        try:
+            client.active_login(user=request.args.get("username", ""), password=request.args.get("password", ""),
+                                ip=ip, mac=mac)
+        finally:
+            client.close()
+    except RouterError as exc:
+        error = getattr(exc, "router_message", "") or str(exc)
+    return _page("sandbox/hotspot.html", error=error)

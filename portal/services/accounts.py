@@ -1,0 +1,136 @@
+"""Owners' payment accounts, and the adapter that talks to each one's provider."""
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import exists, select
+
+from portal.extensions import db
+from portal.models import Order, Owner, PaymentAccount, Router
+from portal.payments.base import PROVIDERS, PaymentProvider, ProviderRejected, ProviderUnavailable, get_provider
+from portal.payments.feexpay import NETWORKS
+
+# Which configuration key holds each provider's API base URL, per environment.
+API_URL_SETTINGS = {
+    ("fedapay", "live"): "FEDAPAY_API_URL",
+    ("fedapay", "sandbox"): "FEDAPAY_SANDBOX_API_URL",
+    ("cinetpay", "live"): "CINETPAY_API_URL",
+    ("feexpay", "live"): "FEEXPAY_API_URL",
+}
+
+
+def provider_for(account: PaymentAccount) -> PaymentProvider:
+    """The adapter for this account, pointed at the configured API and holding its credentials."""
+    environment = account.environment if account.provider == "fedapay" else "live"
+    base_url = current_app.config[API_URL_SETTINGS[(account.provider, environment)]]
+    return get_provider(account.provider, account.secrets, base_url=base_url,
+                        timeout=current_app.config["PROVIDER_TIMEOUT"])
+
+
+# The non-secret credential the seed guide's buy links carry, kept apart as `public_id`.
+PUBLIC_ID_FIELDS = {"fedapay": "public_key", "cinetpay": "site_id", "feexpay": "shop_id"}
+ENVIRONMENTS = ("live", "sandbox")  # FedaPay's two API hosts; the others have one
+
+
+class AccountError(ValueError):
+    """The account cannot be saved or deleted; `field` names the form field at fault, if any."""
+
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def owned_account(owner: Owner, account_id: int) -> PaymentAccount | None:
+    """The account if this owner has it; None otherwise (the view answers 404 either way)."""
+    return db.session.scalar(
+        select(PaymentAccount).where(PaymentAccount.id == account_id, PaymentAccount.owner_id == owner.id)
+    )
+
+
+def owner_accounts(owner: Owner) -> list[PaymentAccount]:
+    return list(db.session.scalars(
+        select(PaymentAccount).where(PaymentAccount.owner_id == owner.id)
+        .order_by(PaymentAccount.provider, PaymentAccount.label, PaymentAccount.id)
+    ))
+
+
+def save_account(
+    owner: Owner, account: PaymentAccount | None, provider: str, values: Mapping[str, Any], secrets: Mapping[str, str]
+) -> PaymentAccount:
+    """Create or update an account of `provider` (the account's own when editing).
+
+    `values` holds label, active, environment (FedaPay), networks (FeexPay) and the provider's
+    non-secret credential fields; `secrets` its secret fields, where a blank one keeps the stored
+    value so the owner never has to type a key again to change something else.
+    """
+    label = (values.get("label") or "").strip()
+    if not label:
+        raise AccountError("label", _("Ce champ est obligatoire."))
+    stored = account.secrets if account is not None else {}
+    credentials = {}
+    for f in PROVIDERS[provider].credential_fields:
+        given = ((secrets if f.secret else values).get(f.name) or "").strip()
+        credentials[f.name] = given or (stored.get(f.name, "") if f.secret else "")
+        if f.required and not credentials[f.name]:
+            raise AccountError(f.name, _("Ce champ est obligatoire."))
+    environment = values.get("environment") if provider == "fedapay" else "live"
+    if environment not in ENVIRONMENTS:
+        raise AccountError("environment", _("Choisissez l'environnement de production ou de test."))
+    settings = {}
+    if provider == "feexpay":
+        chosen = set(values.get("networks") or ())
+        if not chosen or not chosen <= NETWORKS.keys():
+            raise AccountError("networks", _("Cochez au moins un réseau parmi ceux proposés."))
+        settings["networks"] = [n for n in NETWORKS if n in chosen]
+
+    if account is None:
+        account = PaymentAccount(owner_id=owner.id, provider=provider)
+        db.session.add(account)
+    account.label = label
+    account.active = bool(values["active"])
+    account.environment = environment
+    account.credentials = json.dumps(credentials)
+    account.public_id = credentials[PUBLIC_ID_FIELDS[provider]]
+    account.settings = settings
+    db.session.commit()
+    return account
+
+
+def delete_account(account: PaymentAccount) -> None:
+    """Delete an account no order used: orders keep needing theirs to check their payment."""
+    if db.session.scalar(select(exists().where(Order.account_id == account.id))):
+        raise AccountError(None, _("Des commandes ont été passées avec ce compte : désactivez-le plutôt "
+                                   "que de le supprimer."))
+    db.session.delete(account)
+    db.session.commit()
+
+
+def check_account(account: PaymentAccount) -> str | None:
+    """Try the keys with a harmless call: None when the provider accepts them, else why not."""
+    title = PROVIDERS[account.provider].title
+    try:
+        provider_for(account).check_credentials()
+    except ProviderRejected as exc:
+        if exc.provider_message:
+            return _("%(provider)s refuse ces clés : %(message)s", provider=title, message=exc.provider_message)
+        return _("%(provider)s refuse ces clés.", provider=title)
+    except ProviderUnavailable:
+        return _("%(provider)s ne répond pas pour le moment : réessayez plus tard.", provider=title)
+    return None
+
+
+def set_router_accounts(router: Router, account_ids: Iterable[int]) -> None:
+    """Choose the accounts a router offers; ids of accounts its owner does not have are ignored."""
+    router.accounts = list(db.session.scalars(
+        select(PaymentAccount).where(PaymentAccount.owner_id == router.owner_id,
+                                     PaymentAccount.id.in_(list(account_ids)))
+    ))
+    db.session.commit()
+
+
+def webhook_url(account: PaymentAccount) -> str:
+    """Where the provider sends this account's notifications; the token finds the account."""
+    return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/webhooks/{account.provider}/{account.webhook_token}"

@@ -1,0 +1,295 @@
+"""Sale emails and alerts through a real SMTP server (aiosmtpd on a local port).
+
+The server keeps one port for the whole test, so a test can stop it (nothing listens: refused),
+put a silent listener in its place, or start it again, while the app keeps the same settings.
+"""
+
+import email
+import json
+import logging
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.policy import default as email_policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.formatting import price
+from portal.models import Order, OrderEvent, OrderStatus, PaymentAccount, Router, Ticket, TicketStatus, UserMode
+from portal.services import notifications
+
+SMTP_USER = "kiosque-mailer"
+SMTP_PASSWORD = "smtp-Secret!42"
+SENDER = "ventes@kiosque.test"
+PAID_AT = datetime(2025, 3, 12, 14, 3, tzinfo=timezone.utc)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MailServer:
+    """A real SMTP server on a fixed local port, which a test can stop and start again.
+
+    It offers AUTH without TLS (local test only) and accepts only the configured account.
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.envelopes = []
+        self.logins: list[str] = []
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data == (SMTP_USER.encode(), SMTP_PASSWORD.encode())
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+    def start(self) -> None:
+        # A controller's event loop is closed when it stops, so each start makes a new one.
+        self._controller = Controller(self, hostname=self.host, port=self.port,
+                                      authenticator=self._authenticate, auth_require_tls=False)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(e.content, policy=email_policy) for e in self.envelopes]
+
+
+@pytest.fixture
+def smtp():
+    server = MailServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_config(app_config, smtp) -> dict:
+    return {
+        **app_config,
+        "MAIL_SERVER": smtp.host,
+        "MAIL_PORT": smtp.port,
+        "MAIL_USERNAME": SMTP_USER,
+        "MAIL_PASSWORD": SMTP_PASSWORD,
+        "MAIL_DEFAULT_SENDER": SENDER,
+        "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses sending under TESTING by default
+    }
+
+
+def make_order(owner, *, router_name: str = "Maquis Wifi", notify_email: str = "", user_mode: str = UserMode.VOUCHER,
+               username: str = "kx7pq2", password: str = "kx7pq2", payer_reference: str = "FDP-8841-XQ",
+               payer_phone: str = "22997001122", provisioned_ago: timedelta = timedelta(0)) -> Order:
+    """A provisioned FedaPay sale of a 1-hour plan, with its ticket, committed."""
+    router = Router(owner_id=owner.id, name=router_name, host="127.0.0.1", api_username="admin",
+                    api_password="r0uter-Secret!", user_mode=user_mode, notify_email=notify_email)
+    account = PaymentAccount(owner_id=owner.id, provider="fedapay", label="FedaPay", environment="sandbox",
+                             credentials=json.dumps({"public_key": "pk_sandbox_x", "secret_key": "sk_sandbox_x"}))
+    db.session.add_all([router, account])
+    db.session.flush()
+    order = Order(
+        intent=f"intent-{router.id}-{username}", owner_id=owner.id, router=router, account=account,
+        provider="fedapay", plan_label="1 heure", profile="1h", time_limit="1h", amount=1500, currency="XOF",
+        status=OrderStatus.PROVISIONED, provider_ref="104233", payer_reference=payer_reference,
+        payer_phone=payer_phone, paid_at=PAID_AT, provisioned_at=datetime.now(timezone.utc) - provisioned_ago,
+    )
+    ticket = Ticket(router=router, order=order, plan_label="1 heure", price=1500, username=username,
+                    password=password, profile="1h", server="all", comment=f"{user_mode}-101-03.12.25-test",
+                    status=TicketStatus.CREATED)
+    db.session.add_all([order, ticket])
+    db.session.commit()
+    return order
+
+
+def text_of(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+def html_of(message: EmailMessage) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+def test_sale_email_goes_to_the_router_notify_address_in_french(app, owner, smtp):
+    order = make_order(owner, notify_email="caisse@maquis.test")
+
+    assert notifications.send_sale_email(order) is True
+
+    [envelope] = smtp.envelopes
+    assert envelope.rcpt_tos == ["caisse@maquis.test"]
+    assert envelope.mail_from == SENDER
+    assert smtp.logins == [SMTP_USER]
+    [message] = smtp.messages
+    assert message["Subject"] == f"Vente sur Maquis Wifi : 1 heure, {price(1500, 'XOF')}"
+    assert message["Content-Language"] == "fr"
+    body = text_of(message)
+    for expected in ("Nouvelle vente", "Maquis Wifi", "1 heure", price(1500, "XOF"), "FDP-8841-XQ", "FedaPay",
+                     order.code, "22997001122", "kx7pq2", "12 mars 2025"):
+        assert expected in body
+    page = html_of(message)
+    assert '<html lang="fr">' in page and "Maquis Wifi" in page and order.code in page
+    assert "<img" not in page and "http" not in page  # nothing fetched from elsewhere
+    assert order.email_sent_at is not None and order.email_attempts == 1
+    assert db.session.scalar(select(OrderEvent.kind).where(OrderEvent.order_id == order.id)) == "sale email sent"
+
+
+def test_without_notify_address_the_owner_gets_it_with_the_provider_reference(app, owner, smtp):
+    order = make_order(owner, payer_reference="", payer_phone="")
+
+    assert notifications.send_sale_email(order) is True
+
+    [envelope] = smtp.envelopes
+    assert envelope.rcpt_tos == ["owner@example.com"]
+    body = text_of(smtp.messages[0])
+    assert "104233" in body  # the provider's transaction id when the payer saw no other reference
+    assert "Téléphone" not in body
+
+
+def test_english_owner_gets_the_email_in_english(app, owner, smtp):
+    owner.locale = "en"
+    order = make_order(owner)
+
+    assert notifications.send_sale_email(order) is True
+
+    [message] = smtp.messages
+    assert message["Content-Language"] == "en"
+    assert '<html lang="en">' in html_of(message)
+    assert "March 12, 2025" in text_of(message)  # dates follow the forced locale, whatever the catalogue
+
+
+def test_user_password_ticket_password_stays_out_of_the_email(app, owner, smtp):
+    order = make_order(owner, user_mode=UserMode.USER_PASSWORD, username="vente42", password="Pw9Zt3")
+
+    assert notifications.send_sale_email(order) is True
+
+    raw = smtp.envelopes[0].content.decode()
+    assert "vente42" in text_of(smtp.messages[0])
+    assert "Pw9Zt3" not in raw
+
+
+def test_a_sale_is_emailed_once(app, owner, smtp):
+    order = make_order(owner)
+
+    assert notifications.send_sale_email(order) is True
+    assert notifications.send_sale_email(order) is True
+
+    assert len(smtp.envelopes) == 1
+    assert order.email_attempts == 1
+
+
+def test_an_attempt_already_under_way_elsewhere_is_left_alone(app, owner, smtp):
+    order = make_order(owner)
+    assert order.email_attempts == 0  # what this caller saw...
+    with db.engine.begin() as connection:  # ...before another caller claimed the attempt
+        connection.execute(update(Order).where(Order.id == order.id).values(email_attempts=1))
+
+    assert notifications.send_sale_email(order) is False
+
+    assert smtp.envelopes == []
+    assert order.email_attempts == 1
+
+
+def test_server_down_fails_fast_and_the_worker_sends_it_later(app, owner, smtp):
+    order = make_order(owner, provisioned_ago=timedelta(minutes=10))
+    smtp.stop()
+
+    started = time.monotonic()
+    assert notifications.send_sale_email(order) is False
+    assert time.monotonic() - started < 1
+
+    assert order.email_sent_at is None and order.email_attempts == 1
+    event = db.session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)).one()
+    assert event.kind == "sale email not sent" and "ConnectionRefusedError" in event.detail
+
+    smtp.start()
+    assert notifications.retry_unsent_sale_emails() == 1
+    assert [e.rcpt_tos for e in smtp.envelopes] == [["owner@example.com"]]
+    assert order.email_sent_at is not None and order.email_attempts == 2
+    assert notifications.retry_unsent_sale_emails() == 0
+    assert len(smtp.envelopes) == 1
+
+
+def test_a_silent_server_costs_one_timeout(app, owner, smtp):
+    app.config["MAIL_TIMEOUT"] = 1
+    order = make_order(owner)
+    smtp.stop()
+    # The kernel completes the TCP handshake for a listening socket; nobody ever says hello.
+    with socket.create_server((smtp.host, smtp.port)):
+        started = time.monotonic()
+        assert notifications.send_sale_email(order) is False
+        elapsed = time.monotonic() - started
+
+    assert 0.9 < elapsed < 3
+    assert order.email_attempts == 1 and order.email_sent_at is None
+
+
+def test_retry_leaves_recent_exhausted_and_unprovisioned_orders(app, owner, smtp):
+    recent = make_order(owner, router_name="A", username="recent")  # its first attempt may still be under way
+    exhausted = make_order(owner, router_name="B", username="tired", provisioned_ago=timedelta(hours=1))
+    exhausted.email_attempts = notifications.MAX_SALE_EMAIL_ATTEMPTS
+    paid = make_order(owner, router_name="C", username="unpaid", provisioned_ago=timedelta(hours=1))
+    paid.status = OrderStatus.PAID
+    due = make_order(owner, router_name="D", username="due", provisioned_ago=timedelta(hours=1))
+    db.session.commit()
+
+    assert notifications.retry_unsent_sale_emails() == 1
+
+    assert len(smtp.envelopes) == 1 and "due" in text_of(smtp.messages[0])
+    assert due.email_sent_at is not None
+    assert recent.email_sent_at is None and exhausted.email_sent_at is None and paid.email_sent_at is None
+
+
+def test_retry_stops_at_the_first_failure(app, owner, smtp):
+    orders = [make_order(owner, router_name=f"R{i}", username=f"user{i}", provisioned_ago=timedelta(hours=1))
+              for i in range(3)]
+    smtp.stop()
+
+    assert notifications.retry_unsent_sale_emails() == 0
+
+    assert [o.email_attempts for o in orders] == [1, 0, 0]
+
+
+def test_alert_is_sent_and_never_raises(app, smtp):
+    assert notifications.send_alert("owner@example.com", "Routeur injoignable", "Maquis Wifi ne répond plus.")
+
+    [message] = smtp.messages
+    assert smtp.envelopes[0].rcpt_tos == ["owner@example.com"]
+    assert message["Subject"] == "Routeur injoignable"
+    assert text_of(message).strip() == "Maquis Wifi ne répond plus."
+
+    smtp.stop()
+    assert notifications.send_alert("owner@example.com", "Routeur injoignable", "...") is False
+
+
+def test_logs_name_no_secret(app, owner, smtp, caplog):
+    caplog.set_level(logging.DEBUG, logger="portal")
+    order = make_order(owner, user_mode=UserMode.USER_PASSWORD, username="vente42", password="Pw9Zt3")
+    failing = make_order(owner, router_name="Bar du Port", username="kx7pq2", password="kx7pq2")
+
+    assert notifications.send_sale_email(order) is True
+    smtp.stop()
+    assert notifications.send_sale_email(failing) is False
+
+    assert [r.levelname for r in caplog.records if r.name == notifications.__name__] == ["INFO", "WARNING"]
+    logged = caplog.text
+    # Neither the mail password nor a ticket's credentials (a voucher's name is its password), nor
+    # the order code, which opens the order page and its ticket.
+    for secret in (SMTP_PASSWORD, "Pw9Zt3", "vente42", "kx7pq2", order.code, failing.code):
+        assert secret not in logged
