@@ -242,13 +242,13 @@ def provision_order(order: Order) -> None:
         record(order, "router error", f"attempt {order.attempts}: {exc}")
         db.session.commit()
         return
+    # Log the client in before showing the ticket, so the page can say they are online.
+    if provisioning.log_client_in(ticket):
+        record(order, "client logged in", order.client_ip)
     _transition(order, OrderStatus.PROVISIONED, (OrderStatus.PAID,), provisioned_at=utcnow(),
                 claimed_until=None, last_error="")
     record(order, "provisioned", f"ticket {ticket.id} on router {order.router_id}")
     db.session.commit()
-    if provisioning.log_client_in(ticket):
-        record(order, "client logged in", order.client_ip)
-        db.session.commit()
     notifications.send_sale_email(order)
 
 

@@ -84,7 +84,7 @@ def provision(ticket: Ticket) -> Ticket:
         return ticket
     ticket.attempts += 1
     try:
-        user_id = _create_on_router(ticket, _client(ticket.router))
+        user_id = _create_on_router(ticket, _client(ticket.router), look_first=ticket.attempts > 1)
     except RouterError as exc:
         ticket.last_error = str(exc)[:300]
         db.session.commit()
@@ -104,18 +104,22 @@ def provision(ticket: Ticket) -> Ticket:
     return ticket
 
 
-def _create_on_router(ticket: Ticket, client: RouterClient) -> str:
-    """Add the hotspot user, or find the one an earlier attempt added; returns its router id."""
+def _create_on_router(ticket: Ticket, client: RouterClient, *, look_first: bool) -> str:
+    """Add the hotspot user, or find the one an earlier attempt added; returns its router id.
+
+    A first attempt adds straight away: its name was never sent, so the router cannot hold our
+    user yet, and "already have user" sends us to look. A retry looks first.
+    """
     tag = ticket.comment.rsplit("-", 1)[-1]
     for _ in range(MAX_NAME_DRAWS):
-        existing = client.find_users(name=ticket.username)
-        if existing:
-            if _is_ours(ticket, existing[0]):
+        if look_first:
+            existing = client.find_users(name=ticket.username)
+            if existing and _is_ours(ticket, existing[0]):
                 return existing[0]["id"]
-            drawn, ticket.comment = _draw_credentials(ticket.router, tag)
-            ticket.username, ticket.password = drawn.username, drawn.password
-            db.session.commit()
-            continue
+            if existing:  # someone else's user: draw a name that was never sent
+                drawn, ticket.comment = _draw_credentials(ticket.router, tag)
+                ticket.username, ticket.password = drawn.username, drawn.password
+                db.session.commit()
         try:
             return client.add_user(
                 name=ticket.username, password=ticket.password, profile=ticket.profile, server=ticket.server,
@@ -125,7 +129,7 @@ def _create_on_router(ticket: Ticket, client: RouterClient) -> str:
         except RouterCommandError as exc:
             if DUPLICATE_USER not in exc.router_message:
                 raise
-            # Added meanwhile, by a concurrent attempt or by someone else: look again.
+            look_first = True  # added meanwhile by a concurrent attempt, or the name is someone else's
     raise NameCollisions(f"no free username after {MAX_NAME_DRAWS} draws", host=ticket.router.host,
                          port=ticket.router.port)
 

@@ -1,0 +1,47 @@
+"""Kiosque served on a loopback port with the demo's sandbox router and providers, for the benchmarks."""
+
+import logging
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from cryptography.fernet import Fernet  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.sandbox import demo  # noqa: E402
+
+
+@contextmanager
+def staged_kiosque(database_uri: str | None = None):
+    """Yield (app, base_url, stage) with the app serving on a free port; a fresh SQLite file by default."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the figures
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({
+            "ENV": "bench", "SECRET_KEY": "bench", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "SQLALCHEMY_DATABASE_URI": database_uri or f"sqlite:///{tmp}/bench.db",
+            "MAIL_SUPPRESS_SEND": True, "RATELIMIT_ENABLED": False,
+        })
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        base = f"http://127.0.0.1:{server.server_port}"
+        with app.app_context():
+            db.create_all()
+            stage = demo.stage(app, base)
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                yield app, base, stage
+            finally:
+                server.shutdown()
+                stage.router_server.stop()
+                db.session.remove()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

@@ -1,0 +1,175 @@
+"""Buyer pages and provider callbacks around the purchase: retrieval, the guide's links, bad input."""
+
+import html
+import re
+
+import pytest
+import requests
+
+from portal.extensions import db, mail
+from portal.models import Order, OrderStatus, PaymentAccount, WebhookEvent
+from portal.services import owners
+from tests.test_buying import (  # noqa: F401  (fixtures)
+    CLIENT_IP,
+    CLIENT_MAC,
+    PHONE,
+    Buyer,
+    app_config,
+    latest_order,
+    shop,
+    users_for,
+    wait_for,
+)
+
+
+def paid_and_provisioned(live_server, shop, provider_sandbox, provider="fedapay") -> Order:
+    Buyer(live_server, shop).buy(provider)
+    order = latest_order()
+    provider_sandbox.approve(provider, order.provider_ref)
+    wait_for(lambda: latest_order().status == OrderStatus.PROVISIONED)
+    return latest_order()
+
+
+def text(response) -> str:
+    return html.unescape(response.text)
+
+
+@pytest.mark.parametrize("provider", ["fedapay", "cinetpay"])
+def test_return_before_the_webhook_makes_one_ticket(shop, live_server, provider_sandbox, router_server, provider):
+    provider_sandbox.set_knobs(notification_delay=1.0)
+    buyer = Buyer(live_server, shop)
+    checkout = buyer.buy(provider).headers["Location"]
+    page = buyer.http.get(checkout)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+    back = buyer.http.post(requests.compat.urljoin(checkout, action), data={"action": "approve"})
+    if provider == "cinetpay":  # its page posts transaction_id and token back to the order page
+        form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', back.text, re.S)
+        back = buyer.http.post(html.unescape(form.group(1)),
+                               data=dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2))))
+    else:  # FedaPay sends the buyer back with ?id=…
+        assert "id=" in back.url
+    assert "/o/" in back.url and "Vous êtes connecté" in text(back)  # the return alone got the ticket
+    provider_sandbox.drain(timeout=5)  # then the late webhook arrives
+    order = latest_order()
+    assert len(users_for(router_server, order)) == 1
+    assert [e.kind for e in order.events].count("provisioned") == 1
+
+
+def test_one_email_to_the_owner_per_sale(shop, live_server, provider_sandbox, app):
+    provider_sandbox.set_knobs(duplicate_notifications=3)
+    with mail.record_messages() as outbox:
+        order = paid_and_provisioned(live_server, shop, provider_sandbox)
+        provider_sandbox.drain(timeout=5)
+    assert len(outbox) == 1
+    assert outbox[0].recipients == ["maquis@example.com"] and order.plan_label in outbox[0].subject
+
+
+def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provider_sandbox):
+    order = paid_and_provisioned(live_server, shop, provider_sandbox)
+    http = requests.Session()
+    for reference in (order.payer_reference, order.code, order.code.lower()):
+        found = http.post(f"{live_server}/retrieve", data={"reference": reference, "phone": "+229 01 97 00 00 00"})
+        assert found.status_code == 200 and order.ticket.username in found.text, reference
+    wrong_phone = http.post(f"{live_server}/retrieve", data={"reference": order.code, "phone": "22900000000"})
+    unknown = http.post(f"{live_server}/retrieve", data={"reference": "NOPE123456", "phone": PHONE})
+    assert wrong_phone.status_code == unknown.status_code == 404
+    assert text(wrong_phone).split("<main>")[1] == text(unknown).split("<main>")[1].replace(
+        'value="NOPE123456"', f'value="{order.code}"').replace('value="2290197000000"', 'value="22900000000"')
+    assert order.ticket.username not in wrong_phone.text
+
+
+def test_the_guides_buy_links_find_the_plan_and_charge_only_its_price(shop, live_server, provider_sandbox):
+    fedapay = next(a for a in shop.accounts if a.provider == "fedapay")
+    fedapay.public_id = "pk_sandbox_shop"
+    db.session.commit()
+    query = {"nasid": "hotspot1", "amount": "200", "currency": "FCFA", "profile_name": "1h", "timelimit": "1h",
+             "mac": CLIENT_MAC, "ip": CLIENT_IP, "pub_key": "pk_sandbox_shop"}
+    page = requests.get(f"{live_server}/buy-mikhmon", params=query)
+    assert page.status_code == 200
+    plans = re.findall(r'name="plan_id" value="(\d+)"', page.text)
+    assert len(plans) == 1 and "200\u00a0FCFA" in text(page)
+    assert f'name="mac" value="{CLIENT_MAC}"' in page.text
+    # A tampered amount, an unknown profile or an unknown key: a clear page, nothing charged.
+    for bad in ({"amount": "5"}, {"profile_name": "1w"}, {"pub_key": "pk_other"}):
+        refused = requests.get(f"{live_server}/buy-mikhmon", params={**query, **bad})
+        assert refused.status_code == 404 and "Rien n'a été débité" in text(refused)
+    assert provider_sandbox.transactions("fedapay") == []
+    assert requests.get(f"{live_server}/retrieve-mikhmon-code", allow_redirects=False).headers["Location"].endswith("/retrieve")
+
+
+def test_buy_with_tampered_plan_or_account_is_refused(shop, live_server, provider_sandbox, app):
+    other_owner = owners.create_owner("other@example.com", "other-password")
+    foreign = PaymentAccount(owner=other_owner, provider="fedapay", label="x", credentials="{}", environment="sandbox")
+    db.session.add(foreign)
+    db.session.commit()
+    buyer = Buyer(live_server, shop)
+    for extra in ({"account_id": foreign.id}, {"plan_id": 99999}, {"plan_id": "x"}):
+        refused = buyer.buy("fedapay", **extra)
+        assert refused.status_code == 422 and "n'est plus proposé" in text(refused)
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
+
+
+def test_feexpay_needs_a_phone_and_an_enabled_network(shop, live_server):
+    buyer = Buyer(live_server, shop)
+    assert "Indiquez le numéro" in text(buyer.buy("feexpay", phone=""))
+    assert "Choisissez votre réseau" in text(buyer.buy("feexpay", network="orange_sn"))
+
+
+def test_hotspot_parameters_are_escaped_and_dst_is_never_a_redirect(shop, live_server):
+    evil = {"mac": '"><script>alert(1)</script>', "ip": "10.0.0.1<b>", "dst": "javascript:alert(1)",
+            "server": "<svg onload=x>"}
+    page = requests.get(f"{live_server}/r/{shop.slug}", params=evil).text
+    assert "<script>alert" not in page and "<svg" not in page and "javascript:" not in page
+    assert 'name="mac" value=""' in page and 'name="dst" value=""' in page
+
+
+def test_webhook_edge_cases(shop, live_server):
+    cinetpay = next(a for a in shop.accounts if a.provider == "cinetpay")
+    base = f"{live_server}/webhooks"
+    assert requests.get(f"{base}/cinetpay/{cinetpay.webhook_token}").status_code == 200  # CinetPay's ping
+    assert requests.post(f"{base}/cinetpay/not-a-token", data={"cpm_trans_id": "X"}).status_code == 404
+    assert requests.post(f"{base}/paypal/{cinetpay.webhook_token}", data={}).status_code == 404
+    # A token used with another provider's name is unknown too.
+    assert requests.post(f"{base}/fedapay/{cinetpay.webhook_token}", json={}).status_code == 404
+    assert requests.post(f"{base}/cinetpay/{cinetpay.webhook_token}", data="%%%&&&=",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
+    fedapay = next(a for a in shop.accounts if a.provider == "fedapay")
+    assert requests.post(f"{base}/fedapay/{fedapay.webhook_token}", data=b"{not json",
+                         headers={"X-FEDAPAY-SIGNATURE": "t=1,s=00"}).status_code == 400
+    too_big = requests.post(f"{base}/fedapay/{fedapay.webhook_token}", data=b"x" * (65 * 1024))
+    assert too_big.status_code == 413
+    outcomes = [e.outcome for e in db.session.scalars(db.select(WebhookEvent).order_by(WebhookEvent.id))]
+    assert outcomes == ["ping", "invalid", "invalid"]
+
+
+def test_a_webhook_for_another_owners_order_changes_nothing(shop, live_server, provider_sandbox, router_server):
+    """Owner B's FeexPay token cannot move owner A's order, whatever the body says."""
+    Buyer(live_server, shop).buy("feexpay")
+    order = latest_order()
+    other = owners.create_owner("b@example.com", "b-password")
+    theirs = PaymentAccount(owner=other, provider="feexpay", label="b", environment="live",
+                            credentials='{"shop_id": "shop123456789ab", "token": "fp_shop_token"}')
+    db.session.add(theirs)
+    db.session.commit()
+    provider_sandbox.approve("feexpay", order.provider_ref)
+    response = requests.post(f"{live_server}/webhooks/feexpay/{theirs.webhook_token}",
+                             json={"reference": order.provider_ref, "status": "SUCCESSFUL"})
+    assert response.status_code == 200
+    event = db.session.scalar(db.select(WebhookEvent).where(WebhookEvent.account_id == theirs.id))
+    assert event.outcome == "unknown order" and event.order_id is None
+
+
+def test_order_page_works_without_javascript(shop, live_server):
+    Buyer(live_server, shop).buy("fedapay")
+    page = requests.get(f"{live_server}/o/{latest_order().code}").text
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    assert 'hx-trigger="every 1s"' in page
+    assert requests.get(f"{live_server}/o/NOSUCHCODE").status_code == 404
+
+
+def test_buyer_pages_load_nothing_from_other_hosts(shop, live_server):
+    Buyer(live_server, shop).buy("fedapay")
+    for path in (f"/r/{shop.slug}", f"/o/{latest_order().code}", "/retrieve"):
+        page = requests.get(live_server + path).text
+        loaded = re.findall(r'src="([^"]+)"', page) + re.findall(r'<link [^>]*href="([^"]+)"', page)
+        assert loaded and all(url.startswith("/static/") for url in loaded), loaded
