@@ -1,7 +1,9 @@
 """Buyer pages and provider callbacks around the purchase: retrieval, the guide's links, bad input."""
 
 import html
+import json
 import re
+import time
 
 import pytest
 import requests
@@ -9,8 +11,10 @@ import requests
 from portal.extensions import db, mail
 from portal.models import Order, OrderStatus, PaymentAccount, WebhookEvent
 from portal.services import owners
+from tests.provider_signing import cinetpay_x_token, fedapay_signature
 from tests.test_buying import (  # noqa: F401  (fixtures)
     CLIENT_IP,
+    CREDENTIALS,
     CLIENT_MAC,
     PHONE,
     Buyer,
@@ -173,3 +177,26 @@ def test_buyer_pages_load_nothing_from_other_hosts(shop, live_server):
         page = requests.get(live_server + path).text
         loaded = re.findall(r'src="([^"]+)"', page) + re.findall(r'<link [^>]*href="([^"]+)"', page)
         assert loaded and all(url.startswith("/static/") for url in loaded), loaded
+
+
+@pytest.mark.parametrize("provider", ["fedapay", "cinetpay"])
+def test_validly_signed_notification_for_an_unpaid_payment_makes_no_ticket(shop, live_server, router_server, provider):
+    """Someone holding the signing secret (or a replay) claims success: the status API says pending."""
+    Buyer(live_server, shop).buy(provider)
+    order = latest_order()
+    account = next(a for a in shop.accounts if a.provider == provider)
+    url = f"{live_server}/webhooks/{provider}/{account.webhook_token}"
+    secret = CREDENTIALS[provider]["webhook_secret" if provider == "fedapay" else "secret_key"]
+    if provider == "fedapay":
+        body = json.dumps({"name": "transaction.approved", "object": "transaction",
+                           "entity": {"id": int(order.provider_ref), "status": "approved", "amount": 200,
+                                      "custom_metadata": {"order_code": order.code}}}).encode()
+        response = requests.post(url, data=body, headers={
+            "Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": fedapay_signature(secret, body, int(time.time()))})
+    else:
+        fields = {"cpm_site_id": "105900", "cpm_trans_id": order.code, "cpm_amount": "200", "cpm_currency": "XOF"}
+        response = requests.post(url, data=fields, headers={"x-token": cinetpay_x_token(secret, fields)})
+    assert response.status_code == 200
+    event = db.session.scalar(db.select(WebhookEvent).order_by(WebhookEvent.id.desc()))
+    assert event.signature_valid is True and event.order_id == order.id
+    assert latest_order().status == OrderStatus.PENDING and router_server.users() == []
