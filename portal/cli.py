@@ -1,6 +1,8 @@
-"""`flask --app portal ...` commands: owner, ticket, demo."""
+"""`flask --app portal ...` commands: owner, ticket, worker, demo."""
 
+import signal
 import sys
+import threading
 
 import click
 from flask import Flask, current_app
@@ -11,7 +13,7 @@ from werkzeug.serving import run_simple
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
 from portal.routeros.client import RouterError
-from portal.services import owners, provisioning
+from portal.services import owners, provisioning, reconcile
 
 owner_cli = AppGroup("owner", help="Owner accounts.")
 ticket_cli = AppGroup("ticket", help="Tickets.")
@@ -59,6 +61,19 @@ def sell_ticket(router_name: str, plan_label: str, owner_email: str | None) -> N
     click.echo(f"Password: {ticket.password}")
 
 
+@click.command("worker")
+@click.option("--once", is_flag=True, help="One sweep, then exit.")
+@click.option("--interval", type=float, default=None, help="Seconds between sweeps (PORTAL_WORKER_INTERVAL).")
+def worker(once: bool, interval: float | None) -> None:
+    """Catch up on what webhooks and buyers' pages missed: tickets, provider checks, emails, alerts."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    report = reconcile.run(interval or current_app.config["WORKER_INTERVAL"], stop, once=once)
+    if once and report is not None:
+        click.echo(f"provisioned={report.provisioned} polled={report.polled} expired={report.expired} "
+                   f"emails={report.emails} alerts={len(report.alerts)}")
+
+
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -71,13 +86,22 @@ def demo(host: str, port: int) -> None:
     click.echo(f"Sandbox router: {stage.router_server.host}:{stage.router_server.port} (router {stage.router.name!r})")
     click.echo(f"Owner: {base}/owner/login  email: {sandbox_demo.EMAIL}  password: {sandbox_demo.PASSWORD}")
     click.echo(f"Buyer: {base}/sandbox/hotspot/  (the hotspot login page; FeexPay prompts: {base}/sandbox/feexpay/phone)")
+    app = current_app._get_current_object()
+    threading.Thread(target=_demo_worker, args=(app,), daemon=True).start()
     try:
-        run_simple(host, port, current_app._get_current_object(), threaded=True)
+        run_simple(host, port, app, threaded=True)
     finally:
         stage.router_server.stop()
+
+
+def _demo_worker(app: Flask) -> None:
+    """The demo runs the worker's sweeps beside the web server, as production runs both."""
+    with app.app_context():
+        reconcile.run(app.config["WORKER_INTERVAL"], threading.Event())
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(owner_cli)
     app.cli.add_command(ticket_cli)
+    app.cli.add_command(worker)
     app.cli.add_command(demo)

@@ -24,6 +24,16 @@ DEFAULTS = {
     "ROUTER_TIMEOUT": 5.0,
     "PROVIDER_TIMEOUT": 10.0,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
+    # The worker (seconds): sweep interval; quiet time before it polls a provider; how long an
+    # order may stay unpaid; when a paid order without ticket alerts the owner; router checks.
+    "WORKER_INTERVAL": 5,
+    # A paid order being provisioned is left alone by others this long (then a crashed claim lapses).
+    "ORDER_CLAIM_SECONDS": 60,
+    "WORKER_POLL_AFTER": 30,
+    "ORDER_TTL": 2 * 3600,
+    "STUCK_ORDER_ALERT_AFTER": 600,
+    "ROUTER_CHECK_EVERY": 60,
+    "ROUTER_DOWN_ALERT_AFTER": 60,
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
     "MAIL_DEFAULT_SENDER": "kiosque@localhost",

@@ -1,5 +1,8 @@
 """Flask extensions, created unbound; the factory binds each one with init_app."""
 
+import sqlite3
+from datetime import datetime
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -9,9 +12,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
-from datetime import datetime
-
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 
 # Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
@@ -31,6 +33,16 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_concurrency(connection, _record) -> None:
+    """SQLite serves several threads and processes (web, worker): readers never block the writer."""
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
 migrate = Migrate()
 mail = Mail()
 babel = Babel()

@@ -84,6 +84,9 @@ class Router(db.Model):
     login_by: Mapped[str] = mapped_column(String(120), default="")
     facts: Mapped[dict] = mapped_column(JSON, default=dict)
     last_contact_at: Mapped[datetime | None]
+    # Set by the worker when the router stops answering; cleared when it answers again.
+    down_since: Mapped[datetime | None]
+    down_alerted: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[Owner] = relationship(back_populates="routers")
@@ -258,6 +261,7 @@ class Order(db.Model):
     last_error: Mapped[str] = mapped_column(String(300), default="")
     email_sent_at: Mapped[datetime | None]
     email_attempts: Mapped[int] = mapped_column(default=0)
+    stuck_alerted_at: Mapped[datetime | None]  # the owner was told this paid order has no ticket yet
 
     router: Mapped[Router] = relationship()
     account: Mapped[PaymentAccount] = relationship()

@@ -1,6 +1,7 @@
 """Fixtures: the real app factory on a temporary database, a sandbox router over real TCP."""
 
 import html
+import os
 import re
 import threading
 
@@ -19,6 +20,8 @@ from portal.sandbox.routeros import SandboxRouter
 from portal.services import owners
 
 ROUTER_PASSWORD = "r0uter-Secret!"
+# The suite runs on SQLite by default, on PostgreSQL when this names a database it may empty.
+DATABASE_URL = os.environ.get("KIOSQUE_TEST_DATABASE_URL")
 
 
 class FreshGlobalsClient(FlaskClient):
@@ -43,7 +46,7 @@ def app_config(tmp_path) -> dict:
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'kiosque.db'}",
+        "SQLALCHEMY_DATABASE_URI": DATABASE_URL or f"sqlite:///{tmp_path / 'kiosque.db'}",
         "ROUTER_TIMEOUT": 2.0,
         "RATELIMIT_ENABLED": False,
     }
@@ -54,11 +57,20 @@ def app(app_config):
     app = create_app(app_config)
     app.test_client_class = FreshGlobalsClient
     with app.app_context():
+        empty_database()
         db.create_all()
         yield app
         db.session.remove()
-        db.drop_all()
+        db.engine.dispose()  # connections left by server threads would block the drop
+        empty_database()
     close_all()
+
+
+def empty_database() -> None:
+    """Drop every table, the migrations' bookkeeping included (a shared PostgreSQL database)."""
+    db.drop_all()
+    with db.engine.begin() as connection:
+        connection.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from flask_migrate import upgrade
 
 from portal import create_app
 from portal.extensions import db, migrate
+from tests.conftest import empty_database
 
 
 def test_migrations_have_a_single_head(app):
@@ -15,7 +16,12 @@ def test_migrations_have_a_single_head(app):
 def test_upgrade_on_an_empty_database_matches_the_models(app_config):
     app = create_app(app_config)
     with app.app_context():
-        upgrade()
-        with db.engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+        empty_database()
+        try:
+            upgrade()
+            with db.engine.connect() as connection:
+                differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+        finally:
+            empty_database()
+            db.engine.dispose()
     assert differences == []

@@ -33,8 +33,6 @@ from portal.services.accounts import provider_for
 
 log = logging.getLogger(__name__)
 
-# A paid order whose provisioning is under way is left alone by others for this long.
-CLAIM_SECONDS = 60
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300)  # seconds before each new provisioning attempt
 # Statuses from which a confirmed payment moves an order to "paid": money received always
 # becomes a ticket, even after the order was given up as failed or expired.
@@ -67,7 +65,8 @@ def as_utc(moment: datetime | None) -> datetime | None:
 def record(order: Order, kind: str, detail: str = "") -> None:
     """Add a line to the order's timeline (committed with the caller's transaction)."""
     db.session.add(OrderEvent(order=order, kind=kind, detail=detail[:500]))
-    log.info("order %s: %s %s", order.code, kind, detail)
+    # The id, not the code: the code opens the order page and its ticket.
+    log.info("order %s: %s %s", order.id, kind, detail, extra={"order_id": order.id, "event": kind})
 
 
 def _transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **values) -> bool:
@@ -111,12 +110,13 @@ def start_purchase(router: Router, *, plan_id: int | None, account_id: int | Non
         client_mac=context.mac, client_ip=context.ip, link_orig=context.dst, hotspot_server=context.server,
     )
     db.session.add(order)
-    record(order, "created", f"{plan.label}, {plan.price} {plan.currency}, {account.provider}")
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:  # the same form submitted twice at once
         db.session.rollback()
         return db.session.scalar(select(Order).where(Order.intent == intent))
+    record(order, "created", f"{plan.label}, {plan.price} {plan.currency}, {account.provider}")
+    db.session.commit()
     _start_checkout(order)
     return order
 
@@ -193,6 +193,15 @@ def apply_check(order: Order, check: PaymentCheck, reason: str) -> None:
         db.session.commit()  # keeps last_checked_at
 
 
+def expire(order: Order) -> bool:
+    """Give up waiting for the payment; True when this call expired the order."""
+    moved = _transition(order, OrderStatus.EXPIRED, (OrderStatus.CREATED, OrderStatus.PENDING))
+    if moved:
+        record(order, "expired", "no payment in time")
+    db.session.commit()
+    return moved
+
+
 def poll(order: Order, *, returned: bool = False) -> None:
     """The order page's poll: ask the provider when no news came lately, retry a stuck ticket.
 
@@ -221,7 +230,8 @@ def provision_order(order: Order) -> None:
         update(Order)
         .where(Order.id == order.id, Order.status == OrderStatus.PAID,
                or_(Order.claimed_until.is_(None), Order.claimed_until < now))
-        .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=Order.attempts + 1)
+        .values(claimed_until=now + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"]),
+                attempts=Order.attempts + 1)
         .execution_options(synchronize_session=False)  # refreshed below
     ).rowcount
     db.session.commit()

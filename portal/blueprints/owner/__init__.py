@@ -3,13 +3,14 @@
 from flask import Blueprint, redirect, url_for
 from flask_login import login_required
 
-from portal.blueprints.owner import accounts, auth, plans, routers
+from portal.blueprints.owner import accounts, auth, kit, plans, routers
 
 bp = Blueprint("owner", __name__)
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(routers.bp, url_prefix="/routers")
 bp.register_blueprint(plans.bp)
 bp.register_blueprint(accounts.bp, url_prefix="/accounts")
+bp.register_blueprint(kit.bp, url_prefix="/routers")
 
 
 @bp.get("/")

@@ -1,0 +1,142 @@
+"""The setup kit (router script, login.html, buttons, webhook URLs) and the imports from the guide."""
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from flask_login import login_required
+from wtforms.widgets import PasswordInput
+
+from portal.blueprints.owner.forms import RouterForm
+from portal.blueprints.owner.routers import load_router
+from portal.models import Router
+from portal.routeros import credentials
+from portal.services import accounts as account_service
+from portal.services import guide_import
+from portal.services import setup_kit
+
+bp = Blueprint("kit", __name__)
+
+LOGIN_PAGE_LANGUAGES = ("fr", "en")
+
+
+@bp.before_request
+@login_required
+def require_owner():
+    """Every kit page is for a signed-in owner."""
+
+
+bp.add_app_template_filter(setup_kit.hotspot_html, "hotspot_html")
+
+
+def _kit_page(router: Router, *, setup: setup_kit.SetupScript | None = None, error: str | None = None,
+              status: int = 200):
+    return render_template(
+        "owner/kit/kit.html", router=router, setup=setup, error=error,
+        pap_candidates=setup_kit.pap_candidates(router), source_address=setup_kit.source_address(),
+        plan_snippets=setup_kit.plan_snippets(router), retrieve_snippet=setup_kit.retrieve_snippet(),
+        webhook_url=account_service.webhook_url,
+    ), status
+
+
+@bp.get("/<id:router_id>/kit")
+def show(router_id: int):
+    """The install page: script, login.html, buttons and webhook URLs of one router."""
+    return _kit_page(load_router(router_id))
+
+
+@bp.post("/<id:router_id>/kit")
+def generate(router_id: int):
+    """Draw the `kiosque` user's password and show the script that creates it (once)."""
+    router = load_router(router_id)
+    options = setup_kit.ScriptOptions(http_pap_profiles=tuple(request.form.getlist("http_pap")),
+                                      restrict_service=bool(request.form.get("restrict_service")))
+    try:
+        return _kit_page(router, setup=setup_kit.new_setup(router, options))
+    except setup_kit.KitError as exc:
+        return _kit_page(router, error=str(exc), status=422)
+
+
+def _reopen(router: Router) -> setup_kit.SetupScript:
+    try:
+        return setup_kit.reopen_setup(router, request.form.get("token", ""))
+    except setup_kit.KitError:
+        abort(400)
+
+
+@bp.post("/<id:router_id>/kit/kiosque.rsc")
+def download_script(router_id: int):
+    """The script just shown, as a file to upload and `/import` on the router."""
+    setup = _reopen(load_router(router_id))
+    return Response(setup.script, mimetype="text/plain",
+                    headers={"Content-Disposition": "attachment; filename=kiosque.rsc", "Cache-Control": "no-store"})
+
+
+@bp.post("/<id:router_id>/kit/confirm")
+def confirm(router_id: int):
+    """The owner ran the script: Kiosque uses the `kiosque` user from now on, if the router takes it."""
+    router = load_router(router_id)
+    setup = _reopen(router)
+    report = setup_kit.adopt_credentials(router, setup)
+    if report.ok:
+        return redirect(url_for("owner.routers.show", router_id=router.id))
+    return _kit_page(router, setup=setup, error=report.error, status=502)
+
+
+@bp.get("/<id:router_id>/kit/login.html")
+def login_page(router_id: int):
+    """The hotspot login.html to upload to the router (French unless asked otherwise)."""
+    router = load_router(router_id)
+    lang = request.args.get("lang", "fr")
+    if lang not in LOGIN_PAGE_LANGUAGES:
+        abort(404)
+    with force_locale(lang):
+        page = render_template("owner/kit/hotspot_login.html", router=router, lang=lang,
+                               plans=setup_kit.active_plans(router), buy_url=setup_kit.buy_url(router),
+                               retrieve_url=setup_kit.retrieve_url())
+    return Response(page, mimetype="text/html",
+                    headers={"Content-Disposition": "attachment; filename=login.html"})
+
+
+@bp.route("/import-guide", methods=("GET", "POST"))
+def import_guide():
+    """Read the guide's webhook parameters into a new router form; nothing is saved here.
+
+    The prefilled form posts back to this address, which hands it on (307 keeps the body, so the
+    password never enters a URL) to the router form's own view, the only place a router is saved.
+    """
+    if request.method == "POST" and "guide" not in request.form:
+        return redirect(url_for("owner.routers.create"), 307)
+    problems: list[str] = []
+    if request.method == "POST":
+        try:
+            settings = guide_import.parse_webhook(request.form["guide"])
+        except guide_import.GuideError as exc:
+            problems = exc.problems
+        else:
+            form = RouterForm(formdata=None, data=settings.form_data())
+            form.api_password.widget = PasswordInput(hide_value=False)  # this page only, never a URL
+            samples = credentials.sample(settings.user_mode, settings.name_length, settings.charset,
+                                         settings.prefix)
+            return render_template("owner/kit/guide_router.html", form=form, router=None, samples=samples,
+                                   notes=settings.notes)
+    return render_template("owner/kit/import_guide.html", problems=problems), 422 if problems else 200
+
+
+@bp.route("/<id:router_id>/plans/import-links", methods=("GET", "POST"))
+def import_links(router_id: int):
+    """Propose plans from the guide's buy links; create the chosen ones."""
+    router = load_router(router_id)
+    if request.method == "POST" and "links" not in request.form:
+        results = guide_import.import_buy_links(router, request.form.getlist("link"))
+        failed = any(r.error for r in results)
+        return render_template("owner/kit/import_links.html", router=router, results=results), 422 if failed else 200
+    parsed, problems = None, []
+    if request.method == "POST":
+        try:
+            parsed = guide_import.parse_buy_links(request.form["links"])
+        except guide_import.GuideError as exc:
+            problems = exc.problems
+        else:
+            problems = parsed.problems
+    readable = parsed is not None and parsed.links
+    return render_template("owner/kit/import_links.html", router=router, parsed=parsed, problems=problems,
+                           taken={p.profile for p in router.plans}), 422 if problems and not readable else 200
