@@ -3,7 +3,7 @@
 from flask import Flask, has_request_context, request, session
 from werkzeug.routing import IntegerConverter
 
-from portal import config, formatting
+from portal import config, formatting, security
 from portal.crypto import cipher_from_config, render_migration_type
 from portal import extensions as ext
 
@@ -15,6 +15,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     formatting.register(app)
+    security.register(app)
     register_errorhandlers(app)
     register_commands(app)
     return app

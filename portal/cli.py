@@ -13,10 +13,11 @@ from werkzeug.serving import run_simple
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
 from portal.routeros.client import RouterError
-from portal.services import owners, provisioning, reconcile
+from portal.services import keys, owners, provisioning, reconcile
 
 owner_cli = AppGroup("owner", help="Owner accounts.")
 ticket_cli = AppGroup("ticket", help="Tickets.")
+keys_cli = AppGroup("keys", help="Encryption keys of the stored secrets.")
 
 
 @owner_cli.command("create")
@@ -61,6 +62,12 @@ def sell_ticket(router_name: str, plan_label: str, owner_email: str | None) -> N
     click.echo(f"Password: {ticket.password}")
 
 
+@keys_cli.command("rotate")
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret with the first key of PORTAL_ENCRYPTION_KEY."""
+    click.echo(f"{keys.rotate()} secrets re-encrypted with the current key.")
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="One sweep, then exit.")
 @click.option("--interval", type=float, default=None, help="Seconds between sweeps (PORTAL_WORKER_INTERVAL).")
@@ -103,5 +110,6 @@ def _demo_worker(app: Flask) -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(owner_cli)
     app.cli.add_command(ticket_cli)
+    app.cli.add_command(keys_cli)
     app.cli.add_command(worker)
     app.cli.add_command(demo)

@@ -56,6 +56,7 @@ DEFAULTS = {
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1), whose X-Forwarded-* headers count
     "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this
     "BUY_RATE_LIMIT": "30 per minute",  # per address: a whole hotspot shares one public address
     "RETRIEVE_RATE_LIMIT": "5 per minute",

@@ -1,6 +1,7 @@
 """Fixtures: the real app factory on a temporary database, a sandbox router over real TCP."""
 
 import html
+import logging
 import os
 import re
 import threading
@@ -13,6 +14,7 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.extensions import db
+from portal.models import Ticket
 from portal.routeros.client import close_all
 from portal.sandbox import point_adapters_at
 from portal.sandbox.providers import ProviderSandbox
@@ -60,6 +62,8 @@ def app(app_config):
         empty_database()
         db.create_all()
         yield app
+        db.session.rollback()
+        register_ticket_secrets()
         db.session.remove()
         db.engine.dispose()  # connections left by server threads would block the drop
         empty_database()
@@ -150,3 +154,40 @@ def live_server(app, provider_sandbox):
     provider_sandbox.drain(timeout=5)
     server.shutdown()
     thread.join(5)
+
+
+# -- secrets never reach the logs ---------------------------------------------------------------
+# Every log record of the whole run is kept, and every secret the suite uses is registered; a
+# last test (tests/test_log_secrecy.py, run at the end) searches the first for the second.
+
+LOG_LINES: list[str] = []
+SECRETS: set[str] = {ROUTER_PASSWORD, "owner-password"}
+
+
+# Loggers of the test's stand-ins, not of Kiosque: werkzeug's development server logs request
+# lines (production runs gunicorn, whose access log is configured apart), and aiosmtpd logs the
+# mail it receives, as the owner's mailbox would hold it.
+NOT_KIOSQUE = ("werkzeug", "mail.log")
+
+
+class _KeepEverything(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(NOT_KIOSQUE):
+            LOG_LINES.append(self.format(record))
+
+
+def pytest_configure(config) -> None:
+    handler = _KeepEverything(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The log check runs after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+
+
+def register_ticket_secrets() -> None:
+    """Before a test's database goes: remember every ticket password it made."""
+    SECRETS.update(db.session.scalars(db.select(Ticket.password)).all())

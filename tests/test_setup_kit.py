@@ -237,7 +237,8 @@ def test_generated_password_is_shown_once_and_changes_nothing_yet(browser, route
     assert download.headers["Content-Disposition"] == "attachment; filename=kiosque.rsc"
     assert download.get_data(as_text=True) == re.search(r'<textarea id="script"[^>]*>(.*?)</textarea>', page,
                                                         re.S).group(1)
-    assert browser.post(f"/owner/routers/{router.id}/kit/kiosque.rsc", {"token": "forged"}).status_code == 400
+    forged = browser.post(f"/owner/routers/{router.id}/kit/kiosque.rsc", {"token": "forged"})
+    assert forged.status_code == 422 and "Ce script n'est plus valable" in page_text(forged)
 
 
 def test_unknown_profile_for_http_pap_is_a_clear_error(browser, router_server):
@@ -272,8 +273,8 @@ def test_a_token_only_works_for_its_own_router(browser, router_server):
         browser.post(f"/owner/routers/{router.id}/kit", {}))).group(1)
     other = browser.post("/owner/routers/new", router_values(router_server, name="Autre"))
     other_id = int(other.headers["Location"].rsplit("/", 1)[1])
-    assert browser.post(f"/owner/routers/{other_id}/kit/confirm", {"token": token}).status_code == 400
-    assert browser.post(f"/owner/routers/{other_id}/kit/kiosque.rsc", {"token": token}).status_code == 400
+    assert browser.post(f"/owner/routers/{other_id}/kit/confirm", {"token": token}).status_code == 422
+    assert browser.post(f"/owner/routers/{other_id}/kit/kiosque.rsc", {"token": token}).status_code == 422
 
 
 def test_kit_pages_need_a_csrf_token_and_the_owner(app, browser, router_server):

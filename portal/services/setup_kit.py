@@ -27,6 +27,7 @@ Decisions, for whoever changes them:
 
 import ipaddress
 import json
+import logging
 import re
 import secrets
 import string
@@ -42,6 +43,8 @@ from portal import crypto, formatting
 from portal.extensions import db
 from portal.models import PaymentAccount, Plan, Router
 from portal.services import routers as router_service
+
+log = logging.getLogger(__name__)
 
 API_USER = "kiosque"
 API_GROUP = "kiosque"
@@ -119,9 +122,13 @@ def public_host() -> str:
 
 
 def source_address() -> str:
-    """The address Kiosque reaches routers from, when the operator knows it ("" otherwise)."""
+    """The address Kiosque reaches routers from, when the operator set a valid one ("" otherwise)."""
     value = current_app.config.get("KIOSQUE_SOURCE_ADDRESS") or ""
-    return _address(value) if value else ""
+    try:
+        return _address(value) if value else ""
+    except ScriptValueError:
+        log.warning("KIOSQUE_SOURCE_ADDRESS %r is not an IP address or network: ignored", value)
+        return ""
 
 
 def provider_hosts(account: PaymentAccount) -> tuple[str, ...]:

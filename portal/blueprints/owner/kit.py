@@ -43,29 +43,25 @@ def show(router_id: int):
     return _kit_page(load_router(router_id))
 
 
+@bp.errorhandler(setup_kit.KitError)
+def kit_error(exc: setup_kit.KitError):
+    """A script that cannot be made or reopened as asked: say why on the kit page."""
+    return _kit_page(load_router(request.view_args["router_id"]), error=str(exc), status=422)
+
+
 @bp.post("/<id:router_id>/kit")
 def generate(router_id: int):
     """Draw the `kiosque` user's password and show the script that creates it (once)."""
     router = load_router(router_id)
     options = setup_kit.ScriptOptions(http_pap_profiles=tuple(request.form.getlist("http_pap")),
                                       restrict_service=bool(request.form.get("restrict_service")))
-    try:
-        return _kit_page(router, setup=setup_kit.new_setup(router, options))
-    except setup_kit.KitError as exc:
-        return _kit_page(router, error=str(exc), status=422)
-
-
-def _reopen(router: Router) -> setup_kit.SetupScript:
-    try:
-        return setup_kit.reopen_setup(router, request.form.get("token", ""))
-    except setup_kit.KitError:
-        abort(400)
+    return _kit_page(router, setup=setup_kit.new_setup(router, options))
 
 
 @bp.post("/<id:router_id>/kit/kiosque.rsc")
 def download_script(router_id: int):
     """The script just shown, as a file to upload and `/import` on the router."""
-    setup = _reopen(load_router(router_id))
+    setup = setup_kit.reopen_setup(load_router(router_id), request.form.get("token", ""))
     return Response(setup.script, mimetype="text/plain",
                     headers={"Content-Disposition": "attachment; filename=kiosque.rsc", "Cache-Control": "no-store"})
 
@@ -74,7 +70,7 @@ def download_script(router_id: int):
 def confirm(router_id: int):
     """The owner ran the script: Kiosque uses the `kiosque` user from now on, if the router takes it."""
     router = load_router(router_id)
-    setup = _reopen(router)
+    setup = setup_kit.reopen_setup(router, request.form.get("token", ""))
     report = setup_kit.adopt_credentials(router, setup)
     if report.ok:
         return redirect(url_for("owner.routers.show", router_id=router.id))

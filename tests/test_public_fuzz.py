@@ -1,0 +1,90 @@
+"""Whatever a buyer's browser or a caller sends to a public address, Kiosque never answers 500."""
+
+import json
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portal.extensions import db
+from portal.models import Order, PaymentAccount, Plan, Router
+from portal.sandbox import point_adapters_at
+from portal.services import owners
+from tests.test_buying import CREDENTIALS
+
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+text = st.text(max_size=60)
+junk = text | st.sampled_from(["", "0", "-1", "1" * 30, "<script>", "javascript:alert(1)", "//evil.example",
+                               "AA:BB:CC:DD:EE:FF", "10.5.50.2", "%00", "\u202e"])
+FIELDS = ["plan_id", "account_id", "intent", "phone", "network", "mac", "ip", "dst", "server", "reference",
+          "nasid", "amount", "profile_name", "pub_key", "siteid", "token", "id", "transaction_id"]
+params = st.dictionaries(st.sampled_from(FIELDS) | text, junk, max_size=8)
+
+
+@pytest.fixture
+def selling(app, router_server, provider_sandbox):
+    point_adapters_at(app, provider_sandbox)
+    owner = owners.create_owner("fuzz@example.com", "fuzz-password")
+    router = Router(owner=owner, name="Fuzz", host=router_server.host, port=router_server.port,
+                    api_username="admin", api_password="x")
+    db.session.add_all([router, Plan(router=router, label="1h", profile="1h", price=200)])
+    for provider, credentials in CREDENTIALS.items():
+        account = PaymentAccount(owner=owner, provider=provider, label=provider, environment="sandbox",
+                                 credentials=json.dumps(credentials), public_id="pk_sandbox_shop",
+                                 settings={"networks": ["mtn"]})
+        db.session.add(account)
+        router.accounts.append(account)
+    db.session.commit()
+    provider_sandbox.add_fedapay_account(**CREDENTIALS["fedapay"], webhook_url="http://127.0.0.1:9/")
+    provider_sandbox.add_cinetpay_account(**CREDENTIALS["cinetpay"])
+    provider_sandbox.add_feexpay_account(**CREDENTIALS["feexpay"])
+    return router
+
+
+@FUZZ
+@given(query=params, form=params)
+def test_buyer_pages(app, selling, query, form):
+    client = app.test_client()
+    for method, path in [("GET", f"/r/{selling.slug}"), ("POST", f"/r/{selling.slug}/buy"),
+                         ("GET", "/retrieve"), ("POST", "/retrieve"), ("GET", "/buy-mikhmon"),
+                         ("GET", "/buy-mikhmon-cinetpay"), ("GET", "/buy-mikhmon-feexpay"), ("GET", "/o/ABCDEFGHJK"),
+                         ("POST", "/o/ABCDEFGHJK"), ("GET", "/o/ABCDEFGHJK/status"), ("GET", "/lang/en")]:
+        response = client.open(path, method=method, query_string=query, data=form if method == "POST" else None)
+        assert response.status_code < 500, (method, path, response.status_code)
+
+
+@FUZZ
+@given(code=text, slug=text, next_=junk)
+def test_addresses_built_from_junk(app, selling, code, slug, next_):
+    client = app.test_client()
+    code, slug = quote(code, safe=""), quote(slug, safe="")
+    for path in (f"/o/{code}", f"/o/{code}/status", f"/r/{slug}", f"/lang/{code}"):
+        assert client.get(path, query_string={"next": next_}).status_code < 500, path
+    location = client.get("/lang/fr", query_string={"next": next_}).location
+    assert location.startswith("/") and not location.startswith("//")
+
+
+@FUZZ
+@given(body=st.binary(max_size=2000), headers=st.dictionaries(
+    st.sampled_from(["Content-Type", "X-FEDAPAY-SIGNATURE", "x-token", "X-Forwarded-For"]), junk, max_size=3),
+    form=params)
+def test_provider_callbacks(app, selling, body, headers, form):
+    client = app.test_client()
+    for account in selling.accounts:
+        url = f"/webhooks/{account.provider}/{account.webhook_token}"
+        assert client.post(url, data=body, headers=headers).status_code < 500
+        assert client.post(url, data=form).status_code < 500
+        assert client.post(url, json=form).status_code < 500
+
+
+def test_a_paid_orders_page_is_fine_with_junk_return_parameters(app, selling):
+    """The return address takes whatever the provider appends."""
+    client = app.test_client()
+    plan = selling.plans[0]
+    account = next(a for a in selling.accounts if a.provider == "fedapay")
+    response = client.post(f"/r/{selling.slug}/buy", data={"plan_id": plan.id, "account_id": account.id,
+                                                            "intent": "fuzz-intent"})
+    assert response.status_code == 303
+    code = db.session.scalar(db.select(Order.code))
+    assert client.get(f"/o/{code}", query_string={"id": "<x>", "status": "approved'"}).status_code == 200
