@@ -2,6 +2,7 @@
 
 `configure(app)` reads `LOG_FORMAT` (`text`, the default, or `json`) and `LOG_LEVEL` (default
 `INFO`) and may run any number of times: each run replaces the handler the previous one added.
+Records go to standard error, for journald or the container runtime to keep.
 gunicorn.conf.py formats gunicorn's own logs with the same formatters.
 
 Whatever the format, a webhook URL's token (`/webhooks/<provider>/<token>`: it authenticates the
@@ -127,14 +128,21 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def configure(app: Flask) -> None:
-    """Send every log record to standard error in the configured format; idempotent."""
+    """Send log records of `LOG_LEVEL` and above to standard error in `LOG_FORMAT`; idempotent.
+
+    The root logger is opened down to `LOG_LEVEL` but never closed further: a handler someone
+    else added for more detail (a test collecting DEBUG records) keeps receiving them.
+    """
+    threshold = level(app.config.get("LOG_LEVEL", "INFO"))
     handler = _StderrHandler()
     handler.setFormatter(formatter(app.config.get("LOG_FORMAT", "text")))
+    handler.setLevel(threshold)
     handler._kiosque = True
     root = logging.getLogger()
     for previous in [h for h in root.handlers if getattr(h, "_kiosque", False)]:
         root.removeHandler(previous)
     root.addHandler(handler)
-    root.setLevel(level(app.config.get("LOG_LEVEL", "INFO")))
+    if root.level > threshold:  # NOTSET (0) on the root already lets everything through
+        root.setLevel(threshold)
     # Flask's own handler would print the app's records a second time.
     app.logger.removeHandler(default_handler)

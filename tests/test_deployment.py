@@ -192,6 +192,22 @@ def test_text_logs_by_default_and_reconfiguring_replaces_the_handler(root_logger
     assert line.endswith(" INFO portal.test: hello router=4")
 
 
+def test_log_level_filters_kiosque_output_without_narrowing_the_root_logger(root_logger, capsys):
+    app = Flask(__name__)
+    root_logger.setLevel(logging.WARNING)
+    logging_setup.configure(app)
+    assert root_logger.level == logging.INFO  # opened so INFO records exist at all
+    root_logger.setLevel(logging.DEBUG)  # someone else wants more
+    app.config["LOG_LEVEL"] = "WARNING"
+    logging_setup.configure(app)
+    assert root_logger.level == logging.DEBUG
+    log = logging.getLogger("portal.test")
+    log.info("not shown")
+    log.warning("shown")
+    [line] = log_lines(capsys)
+    assert line.endswith("WARNING portal.test: shown")
+
+
 def test_unknown_log_format_is_refused(root_logger):
     app = Flask(__name__)
     app.config["LOG_FORMAT"] = "xml"

@@ -1,6 +1,7 @@
 """Reading the replaced guide's webhook parameters and buy links; nothing saved until the owner says so."""
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -67,13 +68,14 @@ def test_fedapay_header_list_with_length_clamped():
     ("mikdnsname: not a host", "mikdnsname : un nom DNS est attendu"),
     ("mikcurrency: francs", "mikcurrency : FCFA ou un code ISO"),
     ("mikusermode: up\nmikcharacter: num", "« num » n'est possible qu'en mode voucher"),
-    ("http://[::1/pay_callback/x/y?mikadminuser=a", "n'est pas une adresse valable"),
+    ("http://[::1/pay_callback/x/y?mikadminpass=hunter2", "Adresse illisible"),
     ("https://x/pay_callback/cinetpay/a%0Ab?mikadminuser=a", "nom dans l'URL"),
 ])
 def test_malformed_webhook_parameters_are_named(text, expected):
     with pytest.raises(GuideError) as caught:
         parse_webhook(text)
     assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+    assert "hunter2" not in str(caught.value)
 
 
 def test_every_bad_parameter_is_reported_at_once():
@@ -146,8 +148,6 @@ def test_buy_link_parsers_raise_only_their_own_error(text):
 @given(st.dictionaries(st.sampled_from(["profile_name", "amount", "timelimit", "datalimit", "nasid"]),
                        st.text(max_size=12)))
 def test_buy_link_parser_on_link_shaped_input(params):
-    from urllib.parse import urlencode
-
     try:
         link = parse_buy_link("https://x/buy-mikhmon?" + urlencode(params))
     except GuideError:

@@ -307,7 +307,8 @@ def test_login_page_is_small_self_contained_and_french(browser, router_server):
     assert '<html lang="fr">' in page and "Acheter un ticket" in page and "Se connecter" in page
     assert page.count('class="buy"') == 2 and "Retiré" not in page
     assert "Nuit &#36;(chap-id)" in page  # the router must not fill in a plan's label
-    buy = f"{PUBLIC_URL}/r/{router.slug}?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)"
+    buy = (f"{PUBLIC_URL}/r/{router.slug}"
+           "?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)")
     assert f'href="{buy}"' in page and f'href="{PUBLIC_URL}/retrieve"' in page
     assert "$(if chap-id)" in page and '<script src="/md5.js"></script>' in page
     assert "hexMD5('$(chap-id)'+f.password.value+'$(chap-challenge)')" in page
@@ -317,3 +318,11 @@ def test_login_page_is_small_self_contained_and_french(browser, router_server):
     english = browser.get(f"/owner/routers/{router.id}/kit/login.html?lang=en").get_data(as_text=True)
     assert '<html lang="en">' in english and "Buy a ticket" in english and "Ticket code" in english
     assert browser.get(f"/owner/routers/{router.id}/kit/login.html?lang=xx").status_code == 404
+
+
+def test_a_wrong_source_address_is_ignored_not_fatal(app, browser, router_server):
+    app.config["KIOSQUE_SOURCE_ADDRESS"] = "not-an-address"
+    router = add_tested_router(browser, router_server)
+    assert setup_kit.source_address() == ""
+    page = page_text(browser.post(f"/owner/routers/{router.id}/kit", {"restrict_service": "y"}))
+    assert "/ip service set api disabled=no port=" in page and "address=" not in page.replace("dst-address=", "")

@@ -200,3 +200,42 @@ def test_validly_signed_notification_for_an_unpaid_payment_makes_no_ticket(shop,
     event = db.session.scalar(db.select(WebhookEvent).order_by(WebhookEvent.id.desc()))
     assert event.signature_valid is True and event.order_id == order.id
     assert latest_order().status == OrderStatus.PENDING and router_server.users() == []
+
+
+def test_fedapay_events_replayed_past_the_tolerance_are_refused(shop, live_server, provider_sandbox, router_server):
+    provider_sandbox.set_knobs(stale_signatures=True)
+    Buyer(live_server, shop).buy("fedapay")
+    order = latest_order()
+    provider_sandbox.approve("fedapay", order.provider_ref)
+    provider_sandbox.drain(timeout=5)
+    events = db.session.scalars(db.select(WebhookEvent)).all()
+    assert events and all(e.outcome == "invalid" for e in events)
+    assert latest_order().status == OrderStatus.PENDING and router_server.users() == []
+
+
+def test_currency_mismatch_is_not_applied(shop, live_server, provider_sandbox, router_server):
+    buyer = Buyer(live_server, shop)
+    buyer.buy("fedapay")
+    order = latest_order()
+    order.currency = "XAF"
+    db.session.commit()
+    provider_sandbox.approve("fedapay", order.provider_ref)
+    provider_sandbox.drain(timeout=5)
+    order = latest_order()
+    assert order.status == OrderStatus.PENDING and "amount mismatch" in [e.kind for e in order.events]
+
+
+def test_login_target_comes_from_the_router_never_from_the_link(shop, live_server, provider_sandbox):
+    shop.login_by = "cookie,http-chap"  # no server-side login for this client: the browser logs in
+    db.session.commit()
+    buyer = Buyer(live_server, shop)
+    buyer.http.get(f"{live_server}/r/{shop.slug}", params={"login": "http://evil.example/login",
+                                                           "link-login-only": "http://evil.example/"})
+    buyer.buy("fedapay", ip="10.9.9.9", dst="http://evil.example/phish")
+    order = latest_order()
+    provider_sandbox.approve("fedapay", order.provider_ref)
+    wait_for(lambda: latest_order().status == OrderStatus.PROVISIONED)
+    page = buyer.order_page(latest_order())
+    refresh = re.search(r'<meta http-equiv="refresh" content="3;url=([^"]+)">', page).group(1)
+    assert refresh.startswith("http://wifi.net/login?dst=") and "#username=" in refresh
+    assert "evil.example/login" not in page

@@ -82,8 +82,8 @@ def _query_parts(text: str) -> tuple[str, dict[str, str]]:
         parts = urlsplit(text)
         query = parts.query if "?" in text else text
         return parts.path, dict(parse_qsl(query, keep_blank_values=True, max_num_fields=50))
-    except ValueError:  # a malformed address, or too many parameters
-        raise GuideError([_("« %(line)s » n'est pas une adresse valable.", line=text[:80])]) from None
+    except ValueError:  # a malformed address, or too many parameters; never echoed: it may hold a password
+        raise GuideError([_("Adresse illisible : vérifiez qu'elle a été collée en entier.")]) from None
 
 
 def _guide_parameters(text: str) -> tuple[dict[str, str], str]:
