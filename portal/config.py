@@ -50,6 +50,9 @@ DEFAULTS = {
     "RATELIMIT_HEADERS_ENABLED": True,
     "LOGIN_RATE_LIMIT": "10 per minute",
     "BABEL_DEFAULT_LOCALE": "fr",
+    # Days of the sales dashboard, and dates on pages, are in this time zone.
+    "TIMEZONE": "Africa/Porto-Novo",
+    "BABEL_DEFAULT_TIMEZONE": "Africa/Porto-Novo",
     "LANGUAGES": ["fr", "en"],
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",

@@ -38,9 +38,24 @@ def network_title(network: str) -> str:
     return f"{operator.upper()} ({country.upper()})"
 
 
+def order_status(status: str) -> str:
+    """An order's state in the owner's words."""
+    return {
+        "created": _("créée"), "pending": _("en attente de paiement"), "paid": _("payée, ticket en cours"),
+        "provisioned": _("ticket livré"), "failed": _("échouée"), "expired": _("expirée"),
+    }.get(status, status)
+
+
+def sale_channel(provider: str) -> str:
+    """How a sale was paid: a provider's name, or cash for tickets sold by hand."""
+    return _("Espèces") if provider == "cash" else provider_title(provider)
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
     app.add_template_filter(provider_title)
     app.add_template_filter(network_title)
+    app.add_template_filter(order_status)
+    app.add_template_filter(sale_channel)
     app.add_template_global(lambda: str(get_locale() or "fr"), "current_locale")

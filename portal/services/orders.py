@@ -262,6 +262,16 @@ def provision_order(order: Order) -> None:
     notifications.send_sale_email(order)
 
 
+def retry_now(order: Order) -> None:
+    """The owner asks for a stuck paid order's ticket now rather than at the next scheduled try."""
+    if order.status != OrderStatus.PAID:
+        return
+    order.next_attempt_at = None
+    record(order, "retry asked", "by the owner")
+    db.session.commit()
+    provision_order(order)
+
+
 # -- provider callbacks ---------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from flask import current_app
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -143,10 +144,13 @@ def _server_profiles_in_use(router: Router) -> list[dict]:
 
 
 def router_warnings(router: Router) -> list[str]:
-    """What the owner should fix or know, from the facts of the last connection test."""
-    if not router.facts:
-        return []
+    """What the owner should fix or know: the worker's last check, the last connection test's facts."""
     warnings = []
+    if router.down_since:
+        warnings.append(_("Injoignable depuis le %(when)s : les tickets payés entre-temps seront créés à son retour.",
+                          when=format_datetime(router.down_since, "short")))
+    if not router.facts:
+        return warnings
     server_names = [s["name"] for s in router.facts.get("servers", [])]
     if router.hotspot_server != "all" and router.hotspot_server not in server_names:
         warnings.append(

@@ -1,20 +1,16 @@
-"""Owner pages: sign-in, routers, plans, payment accounts. Every page shows the owner's own data only."""
+"""Owner pages: sign-in, sales, routers, plans, payment accounts, the router kit.
 
-from flask import Blueprint, redirect, url_for
-from flask_login import login_required
+Every page shows the signed-in owner's own data only.
+"""
 
-from portal.blueprints.owner import accounts, auth, kit, plans, routers
+from flask import Blueprint
+
+from portal.blueprints.owner import accounts, auth, kit, plans, routers, sales
 
 bp = Blueprint("owner", __name__)
 bp.register_blueprint(auth.bp)
+bp.register_blueprint(sales.bp)
 bp.register_blueprint(routers.bp, url_prefix="/routers")
 bp.register_blueprint(plans.bp)
 bp.register_blueprint(accounts.bp, url_prefix="/accounts")
 bp.register_blueprint(kit.bp, url_prefix="/routers")
-
-
-@bp.get("/")
-@login_required
-def home():
-    """The owner's start page is the router list."""
-    return redirect(url_for("owner.routers.index"))

@@ -25,7 +25,7 @@ def login():
         owner = owners.authenticate(form.email.data, form.password.data)
         if owner is not None:
             login_user(owner)
-            return redirect(url_for("owner.routers.index"))
+            return redirect(url_for("owner.sales.overview"))
         error = _("E-mail ou mot de passe incorrect.")
     return render_template("owner/login.html", form=form, error=error), 200 if error is None else 401
 

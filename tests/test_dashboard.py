@@ -1,0 +1,87 @@
+"""The owner's sales at a glance, on known data."""
+
+import csv
+import io
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from portal.extensions import db
+from portal.models import Order, OrderStatus, PaymentAccount, Router, Ticket, TicketStatus
+from portal.services import dashboard
+from tests.conftest import page_text
+
+ZONE = ZoneInfo("Africa/Porto-Novo")
+
+
+@pytest.fixture
+def sales(app, owner):
+    """Two routers, online sales today, 3 and 20 days ago, a failed order, a cash sale today."""
+    now = datetime.now(ZONE).replace(hour=12)
+    routers = [Router(owner=owner, name=name, host="10.0.0.1", api_username="a", api_password="p") for name in ("Bar", "Cyber")]
+    accounts = [PaymentAccount(owner=owner, provider=p, label=p, credentials="{}") for p in ("fedapay", "cinetpay")]
+    db.session.add_all(routers + accounts)
+    db.session.flush()
+
+    def order(n, router, account, amount, plan, status, days_ago, **extra):
+        return Order(intent=f"i{n}", owner_id=owner.id, router=router, account=account, provider=account.provider,
+                     plan_label=plan, profile="1h", amount=amount, currency="XOF", status=status,
+                     created_at=now - timedelta(days=days_ago), paid_at=now - timedelta(days=days_ago)
+                     if status in (OrderStatus.PAID, OrderStatus.PROVISIONED) else None, **extra)
+
+    db.session.add_all([
+        order(1, routers[0], accounts[0], 200, "1 heure", OrderStatus.PROVISIONED, 0, payer_reference="FP-1",
+              payer_phone="2290197000001"),
+        order(2, routers[1], accounts[1], 500, "1 jour", OrderStatus.PROVISIONED, 0, payer_phone="=cmd|' /C calc'!A0"),
+        order(3, routers[0], accounts[0], 500, "1 jour", OrderStatus.PAID, 3),
+        order(4, routers[0], accounts[1], 2000, "1 semaine", OrderStatus.PROVISIONED, 20),
+        order(5, routers[0], accounts[0], 200, "1 heure", OrderStatus.FAILED, 0),
+        Ticket(router=routers[1], plan_label="1 heure", price=200, username="cash01", password="x", profile="1h",
+               server="all", comment="vc-111-01.01.26-cash", status=TicketStatus.CREATED, sold_by_hand=True,
+               created_on_router_at=now),
+    ])
+    db.session.commit()
+    return routers
+
+
+def test_periods_sum_revenue_per_router_plan_and_provider(browser, sales):
+    owner = sales[0].owner
+    today, week, month = dashboard.summaries(owner)
+    assert (today.total.revenue, today.total.tickets) == (900, 3)  # 200 + 500 online, 200 cash
+    assert (week.total.revenue, week.total.tickets) == (1400, 4)  # + the paid order 3 days ago
+    assert (month.total.revenue, month.total.tickets) == (3400, 5)
+    assert month.by_router["Bar"].revenue == 2700 and month.by_router["Cyber"].revenue == 700
+    assert today.by_provider["cash"].revenue == 200 and today.by_provider["cinetpay"].tickets == 1
+    assert month.by_plan["1 semaine"].revenue == 2000
+    page = page_text(browser.get("/owner/"))
+    assert "900\u00a0FCFA" in page and "3\u202f400\u00a0FCFA" in page and "Espèces" in page
+    assert "<svg" in page and page.count("<rect") == 30
+
+
+def test_orders_filters_and_timeline(browser, sales):
+    all_orders = page_text(browser.get("/owner/orders/"))
+    assert all_orders.count("/owner/orders/") >= 5
+    paid = page_text(browser.get("/owner/orders/?status=paid"))
+    assert "payée, ticket en cours" in paid and paid.count('class="status-paid"') == 1
+    found = page_text(browser.get("/owner/orders/?q=FP-1"))
+    assert found.count('class="status-provisioned"') == 1
+    by_router = page_text(browser.get(f"/owner/orders/?router_id={sales[1].id}"))
+    assert by_router.count("<code>") == 1
+    old = page_text(browser.get("/owner/orders/?to=" + (datetime.now(ZONE) - timedelta(days=10)).date().isoformat()))
+    assert old.count("<code>") == 1 and "1 semaine" in old
+    junk = browser.get("/owner/orders/?status=nope&provider=<x>&from=garbage&router_id=abc&page=-3")
+    assert junk.status_code == 200
+    order = db.session.scalar(db.select(Order).where(Order.intent == "i3"))
+    detail = page_text(browser.get(f"/owner/orders/{order.id}"))
+    assert "Réessayer maintenant" in detail
+
+
+def test_csv_export_of_filtered_orders(browser, sales):
+    response = browser.get("/owner/orders.csv?provider=cinetpay")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert sorted(r["amount"] for r in rows) == ["2000", "500"]
+    assert {r["router"] for r in rows} == {"Bar", "Cyber"}
+    phone = next(r["payer_phone"] for r in rows if r["amount"] == "500")
+    assert phone.startswith("'=")  # a formula typed as a phone number stays text in a spreadsheet
