@@ -35,8 +35,8 @@ wsgi_app = "wsgi:app"
 proc_name = "kiosque"
 bind = f"127.0.0.1:{int(os.environ.get('PORT') or 8000)}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * cores() + 1, MAX_WORKERS))
-# Requests mostly wait on providers (10 s timeout) and routers (5 s): threads keep a worker busy
-# with others meanwhile.
+# Requests mostly wait on providers (10 s timeout) and routers (5 s): threads let a worker serve
+# other requests meanwhile.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 # The longest request: a webhook that checks the payment (10 s), makes the ticket on the router
@@ -66,7 +66,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 def loggable_path(environ) -> str:
     """The request path with webhook tokens masked, percent-encoded so it fits on one line."""
-    return quote(redact(environ.get("PATH_INFO") or "/"), safe=_PATH_SAFE, encoding="latin-1")
+    return quote(redact(environ.get("PATH_INFO") or "/"), safe=_PATH_SAFE, encoding="latin-1", errors="replace")
 
 
 class Logger(glogging.Logger):

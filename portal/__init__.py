@@ -3,15 +3,17 @@
 from flask import Flask, has_request_context, request, session
 from werkzeug.routing import IntegerConverter
 
-from portal import config, formatting, security
-from portal.crypto import cipher_from_config, render_migration_type
+from portal import config, formatting, logging_setup, security
 from portal import extensions as ext
+from portal.blueprints import MAX_ID
+from portal.crypto import cipher_from_config, render_migration_type
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error pages, commands. No I/O."""
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
+    logging_setup.configure(app)
     register_extensions(app)
     register_blueprints(app)
     formatting.register(app)
@@ -56,7 +58,7 @@ class IdConverter(IntegerConverter):
     """A database id in a URL: a positive integer that fits the column, else 404 (never a 500)."""
 
     def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=2**31 - 1)
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def register_blueprints(app: Flask) -> None:

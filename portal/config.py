@@ -21,6 +21,8 @@ DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "SANDBOX": False,
+    "LOG_FORMAT": "text",  # or "json": one object per line, for log collectors
+    "LOG_LEVEL": "INFO",
     "ROUTER_TIMEOUT": 5.0,
     "PROVIDER_TIMEOUT": 10.0,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself

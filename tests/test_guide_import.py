@@ -4,7 +4,7 @@ import re
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portal.extensions import db
@@ -19,6 +19,7 @@ from portal.services.guide_import import (
 )
 from tests.conftest import page_text, router_values
 
+PURE = settings(deadline=None)  # pure functions, fast, but CI machines are shared
 CINETPAY_WEBHOOK = (
     "https://pay.example.net/pay_callback/cinetpay/Maquis%20Wifi?mikadminuser=admin&mikadminpass=p%40ss%26word"
     "&mikusermode=up&miknamelength=5&mikcharacter=mix1&miknotifemail=owner%40example.com&mikcurrency=FCFA"
@@ -84,6 +85,7 @@ def test_every_bad_parameter_is_reported_at_once():
     assert len(caught.value.problems) == 3
 
 
+@PURE
 @given(st.text(max_size=300))
 def test_webhook_parser_raises_only_its_own_error(text):
     try:
@@ -94,6 +96,7 @@ def test_webhook_parser_raises_only_its_own_error(text):
         assert 3 <= settings.name_length <= 8 and settings.user_mode in ("vc", "up")
 
 
+@PURE
 @given(st.lists(st.sampled_from(["mikadminuser", "mikusermode", "miknamelength", "mikcharacter", "mikdnsname",
                                  "mikcurrency", "mikuserprefix", "miknotifemail", "mikserver"]), min_size=1),
        st.lists(st.text(max_size=20), min_size=9, max_size=9))
@@ -136,6 +139,7 @@ def test_several_links_keep_the_good_ones_and_number_the_bad():
         parse_buy_links("  \n ")
 
 
+@PURE
 @given(st.text(max_size=300))
 def test_buy_link_parsers_raise_only_their_own_error(text):
     for parse in (parse_buy_link, parse_buy_links):
@@ -145,6 +149,7 @@ def test_buy_link_parsers_raise_only_their_own_error(text):
             assert exc.problems
 
 
+@PURE
 @given(st.dictionaries(st.sampled_from(["profile_name", "amount", "timelimit", "datalimit", "nasid"]),
                        st.text(max_size=12)))
 def test_buy_link_parser_on_link_shaped_input(params):

@@ -67,7 +67,8 @@ def test_addresses_built_from_junk(app, selling, code, slug, next_):
 
 @FUZZ
 @given(body=st.binary(max_size=2000), headers=st.dictionaries(
-    st.sampled_from(["Content-Type", "X-FEDAPAY-SIGNATURE", "x-token", "X-Forwarded-For"]), junk, max_size=3),
+    st.sampled_from(["Content-Type", "X-FEDAPAY-SIGNATURE", "x-token", "X-Forwarded-For"]),
+    junk.filter(lambda v: "\r" not in v and "\n" not in v), max_size=3),  # HTTP cannot carry line breaks
     form=params)
 def test_provider_callbacks(app, selling, body, headers, form):
     client = app.test_client()

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal import htmx
+from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
 from portal.services import orders
@@ -82,7 +83,7 @@ def buy(slug: str):
     context = hotspot_context(form)
     try:
         order = orders.start_purchase(
-            router, plan_id=form.get("plan_id", type=int), account_id=form.get("account_id", type=int),
+            router, plan_id=positive_int(form.get("plan_id")), account_id=positive_int(form.get("account_id")),
             intent=form.get("intent", "")[:48] or secrets.token_urlsafe(16), phone=form.get("phone", ""),
             network=form.get("network", ""), context=context,
         )
@@ -195,7 +196,7 @@ def seed_link():
     if router is not None:
         plan = db.session.scalar(select(Plan).where(
             Plan.router_id == router.id, Plan.active, Plan.profile == args.get("profile_name", ""),
-            Plan.price == args.get("amount", type=int)))
+            Plan.price == positive_int(args.get("amount"))))
     if plan is None:
         return render_template("shop/message.html", title=_("Lien de paiement invalide"), message=_(
             "Ce lien ne correspond à aucun forfait en vente. Rien n'a été débité. Revenez à la page de "

@@ -13,6 +13,7 @@ from wtforms.validators import InputRequired, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal import htmx
+from portal.blueprints import positive_int
 from portal.blueprints.owner.forms import NAME
 from portal.blueprints.owner.routers import load_router
 from portal.models import PaymentAccount
@@ -188,5 +189,5 @@ def check(account_id: int):
 def offer(router_id: int):
     """Choose which of the owner's accounts a router offers to buyers."""
     router = load_router(router_id)
-    account_service.set_router_accounts(router, request.form.getlist("account_id", type=int))
+    account_service.set_router_accounts(router, [i for i in map(positive_int, request.form.getlist("account_id")) if i])
     return redirect(url_for("owner.routers.show", router_id=router.id))

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from portal import htmx
+from portal.blueprints import positive_int
 from portal.blueprints.owner.forms import RouterForm
 from portal.extensions import db
 from portal.models import Plan, Router, Ticket
@@ -119,7 +120,7 @@ def sample():
 def sell(router_id: int):
     """Sell a ticket by hand (cash): create it on the router now and show the code."""
     router = load_router(router_id)
-    plan = db.session.scalar(db.select(Plan).where(Plan.id == request.form.get("plan_id", type=int),
+    plan = db.session.scalar(db.select(Plan).where(Plan.id == positive_int(request.form.get("plan_id")),
                                                    Plan.router_id == router.id))
     if plan is None:
         abort(404)

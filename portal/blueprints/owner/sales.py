@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from portal.blueprints import positive_int
 from portal.extensions import db
 from portal.models import Order, OrderStatus
 from portal.payments.base import PROVIDERS
@@ -41,7 +42,7 @@ def _filters() -> dashboard.OrderFilters:
     provider = args.get("provider", "")
     return dashboard.OrderFilters(
         status=status if status in set(OrderStatus) else "",
-        router_id=args.get("router_id", type=int),
+        router_id=positive_int(args.get("router_id")),
         provider=provider if provider in PROVIDERS else "",
         date_from=day("from"), date_to=day("to"), search=args.get("q", "")[:120],
     )
@@ -50,7 +51,7 @@ def _filters() -> dashboard.OrderFilters:
 @bp.get("/orders/")
 def order_list():
     """The orders, filtered by status, router, provider, dates, or a code, reference or phone."""
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = positive_int(request.args.get("page")) or 1
     rows, more = dashboard.orders_page(current_user, _filters(), page)
     return render_template("owner/orders.html", orders=rows, more=more, page=page, filters=_filters(),
                            statuses=list(OrderStatus), providers=PROVIDERS)
