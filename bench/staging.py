@@ -25,11 +25,12 @@ def staged_kiosque(database_uri: str | None = None):
         app = create_app({
             "ENV": "bench", "SECRET_KEY": "bench", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SQLALCHEMY_DATABASE_URI": database_uri or f"sqlite:///{tmp}/bench.db",
-            "MAIL_SUPPRESS_SEND": True, "RATELIMIT_ENABLED": False,
+            "MAIL_SUPPRESS_SEND": True, "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING",
         })
         server = make_server("127.0.0.1", 0, app, threaded=True)
         base = f"http://127.0.0.1:{server.server_port}"
         with app.app_context():
+            db.drop_all()  # a database given is the benchmark's own
             db.create_all()
             stage = demo.stage(app, base)
             thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -40,6 +41,7 @@ def staged_kiosque(database_uri: str | None = None):
                 server.shutdown()
                 stage.router_server.stop()
                 db.session.remove()
+                db.drop_all()
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -59,13 +59,15 @@ def test_return_before_the_webhook_makes_one_ticket(shop, live_server, provider_
     assert [e.kind for e in order.events].count("provisioned") == 1
 
 
-def test_one_email_to_the_owner_per_sale(shop, live_server, provider_sandbox, app):
+def test_one_email_to_the_owner_per_sale_sent_after_the_answer(shop, live_server, provider_sandbox, app):
     provider_sandbox.set_knobs(duplicate_notifications=3)
     with mail.record_messages() as outbox:
         order = paid_and_provisioned(live_server, shop, provider_sandbox)
         provider_sandbox.drain(timeout=5)
+        wait_for(lambda: db.session.scalar(db.select(Order.email_sent_at)) is not None)
     assert len(outbox) == 1
     assert outbox[0].recipients == ["maquis@example.com"] and order.plan_label in outbox[0].subject
+    assert "sale email sent" in [e.kind for e in latest_order().events]
 
 
 def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provider_sandbox):

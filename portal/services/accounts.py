@@ -1,9 +1,11 @@
 """Owners' payment accounts, and the adapter that talks to each one's provider."""
 
 import json
+from http.cookiejar import DefaultCookiePolicy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import requests
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import exists, select
@@ -22,12 +24,19 @@ API_URL_SETTINGS = {
 }
 
 
+# One HTTP session for the whole process: calls to a provider reuse its open TLS connections
+# instead of a new handshake per webhook (urllib3's pool is safe to share between threads).
+# It keeps no cookies, so nothing one owner's call receives is sent with another's.
+_http = requests.Session()
+_http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+
+
 def provider_for(account: PaymentAccount) -> PaymentProvider:
     """The adapter for this account, pointed at the configured API and holding its credentials."""
     environment = account.environment if account.provider == "fedapay" else "live"
     base_url = current_app.config[API_URL_SETTINGS[(account.provider, environment)]]
     return get_provider(account.provider, account.secrets, base_url=base_url,
-                        timeout=current_app.config["PROVIDER_TIMEOUT"])
+                        timeout=current_app.config["PROVIDER_TIMEOUT"], session=_http)
 
 
 # The non-secret credential the seed guide's buy links carry, kept apart as `public_id`.

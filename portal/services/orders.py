@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portal import deferred
 from portal.extensions import db
 from portal.models import Order, OrderEvent, OrderStatus, PaymentAccount, Plan, Router, Ticket, WebhookEvent, utcnow
 from portal.payments.base import (
@@ -176,14 +177,17 @@ def apply_check(order: Order, check: PaymentCheck, reason: str) -> None:
                 record(order, "amount mismatch", mismatch)
             db.session.commit()
             return
+        # Marking it paid also claims its provisioning, which follows at once.
         moved = _transition(order, OrderStatus.PAID, PAYABLE, paid_at=utcnow(),
                             payer_reference=check.payer_reference or order.payer_reference,
-                            payer_phone=order.payer_phone or (check.payer_phone or "")[:20])
+                            payer_phone=order.payer_phone or (check.payer_phone or "")[:20], **_claim_values())
         if moved:
             record(order, "paid", f"{reason}; reference {check.payer_reference or check.provider_ref}")
-        db.session.commit()
-        if order.status == OrderStatus.PAID:
-            provision_order(order)
+            provision_order(order, claimed=True)
+        else:
+            db.session.commit()
+            if order.status == OrderStatus.PAID:
+                provision_order(order)
     elif check.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.EXPIRED):
         to = OrderStatus.EXPIRED if check.status == PaymentStatus.EXPIRED else OrderStatus.FAILED
         if _transition(order, to, (OrderStatus.CREATED, OrderStatus.PENDING)):
@@ -223,25 +227,36 @@ def poll(order: Order, *, returned: bool = False) -> None:
 # -- making the ticket ------------------------------------------------------------------------------
 
 
-def provision_order(order: Order) -> None:
-    """Make the paid order's ticket on the router, log the client in, tell the owner. Exactly once."""
-    now = utcnow()
-    claimed = db.session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.status == OrderStatus.PAID,
-               or_(Order.claimed_until.is_(None), Order.claimed_until < now))
-        .values(claimed_until=now + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"]),
-                attempts=Order.attempts + 1)
-        .execution_options(synchronize_session=False)  # refreshed below
-    ).rowcount
-    db.session.commit()
-    db.session.refresh(order)
+def _claim_values() -> dict:
+    """What claiming a paid order's provisioning writes: others leave it alone until then."""
+    until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
+    return {"claimed_until": until, "attempts": Order.attempts + 1}
+
+
+def provision_order(order: Order, *, claimed: bool = False) -> None:
+    """Make the paid order's ticket on the router, log the client in, tell the owner. Exactly once.
+
+    `claimed`: the caller already claimed it (in the same update that marked it paid).
+    """
     if not claimed:
-        return  # someone else is on it, or it is done
+        now = utcnow()
+        claimed = db.session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.status == OrderStatus.PAID,
+                   or_(Order.claimed_until.is_(None), Order.claimed_until < now))
+            .values(**_claim_values())
+            .execution_options(synchronize_session=False)  # refreshed below
+        ).rowcount == 1
+        if not claimed:
+            db.session.rollback()
+            return  # someone else is on it, or it is done
+        db.session.refresh(order)
+    # The claim commits with the ticket's new credentials (or alone when a retry reuses them).
     ticket = order.ticket or provisioning.new_ticket(
         order.router, provisioning.Sale.of_order(order), tag=order.code, order=order,
         client_ip=order.client_ip, client_mac=order.client_mac,
     )
+    db.session.commit()
     try:
         provisioning.provision(ticket)
     except RouterError as exc:
@@ -259,7 +274,13 @@ def provision_order(order: Order) -> None:
                 claimed_until=None, last_error="")
     record(order, "provisioned", f"ticket {ticket.id} on router {order.router_id}")
     db.session.commit()
-    notifications.send_sale_email(order)
+    deferred.after_response(_email_owner, order.id)
+
+
+def _email_owner(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is not None:
+        notifications.send_sale_email(order)
 
 
 def retry_now(order: Order) -> None:

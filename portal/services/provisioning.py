@@ -141,7 +141,10 @@ def _is_ours(ticket: Ticket, row: dict) -> bool:
 
 
 def log_client_in(ticket: Ticket) -> bool:
-    """Log the paying client's device in from the server side; the result is recorded, never fatal."""
+    """Log the paying client's device in from the server side; never fatal.
+
+    The result is set on the ticket, committed with the caller's next commit.
+    """
     if not ticket.client_ip:
         return False
     try:
@@ -150,10 +153,8 @@ def log_client_in(ticket: Ticket) -> bool:
         )
     except RouterError as exc:
         ticket.login_result = f"failed: {exc}"[:300]
-        db.session.commit()
         return False
     ticket.login_result = "ok"
-    db.session.commit()
     return True
 
 

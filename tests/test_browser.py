@@ -1,0 +1,326 @@
+"""The buyer's and the owner's paths in a real browser: Debian's chromium against the demo stage.
+
+The app is served over real HTTP with the demo stage (sandbox router on a real TCP port, sandbox
+providers mounted in the app), as `make run` serves it; the browser clicks through the sandbox
+hotspot page, the plans, the providers' hosted pages and the order page, whose htmx polling (or,
+without JavaScript, its meta refresh) brings the ticket. tests/test_demo.py drives the same path
+with `requests`. Every step leaves a screenshot under test-artifacts/browser/<test>/.
+"""
+
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from playwright import sync_api
+from playwright.sync_api import expect
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from portal.extensions import db
+from portal.models import Order, OrderStatus
+from portal.sandbox import demo
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, as in tests/test_login_page.py
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+PHONE = "2290197000000"
+BUYER = {"viewport": {"width": 360, "height": 740}, "locale": "fr-FR"}
+OWNER = {"viewport": {"width": 1280, "height": 800}, "locale": "fr-FR"}
+ONLINE_WAIT_MS = 15_000  # the order page polls every second; the ticket comes a moment after the payment
+TITLES = {"fedapay": "FedaPay", "cinetpay": "CinetPay", "feexpay": "FeexPay"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args) -> None:
+        """One line per request would bury the failures."""
+
+
+class Live:
+    """The app served on a loopback port with the demo stage."""
+
+    def __init__(self, base: str, stage: demo.Stage):
+        self.base, self.stage = base, stage
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def latest_order(self) -> Order:
+        db.session.expire_all()  # the server's threads wrote it
+        return db.session.scalar(db.select(Order).order_by(Order.id.desc()))
+
+
+@pytest.fixture
+def live(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    base = f"http://127.0.0.1:{server.server_port}"
+    stage = demo.stage(app, base)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Live(base, stage)
+    finally:
+        app.extensions["kiosque.provider_sandbox"].drain(timeout=5)
+        server.shutdown()
+        thread.join(5)
+        stage.router_server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class Shots:
+    """Full-page screenshots of each step, numbered in order, in the test's own folder."""
+
+    def __init__(self, folder: Path):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.folder, self.count = folder, 0
+
+    def __call__(self, page, step: str) -> None:
+        self.count += 1
+        page.screenshot(path=self.folder / f"{self.count:02d}-{step}.png", full_page=True)
+
+
+@pytest.fixture
+def shots(request) -> Shots:
+    return Shots(ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name).strip("-"))
+
+
+@pytest.fixture
+def contexts(chromium):
+    """New browser contexts (one per person), closed after the test."""
+    made = []
+
+    def new(**options):
+        context = chromium.new_context(**options)
+        context.set_default_timeout(10_000)
+        made.append(context)
+        return context
+
+    yield new
+    for context in made:
+        context.close()
+
+
+# -- the buyer's steps --------------------------------------------------------------------------
+
+
+def client_ip(page) -> str:
+    """The IP the sandbox hotspot gave this browser, as its page shows it."""
+    return re.search(r"10\.5\.50\.\d+", page.locator("p.muted").first.inner_text()).group(0)
+
+
+def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: str = "Démo") -> str:
+    """From the sandbox hotspot page to the provider's page (or the phone prompt); the client's IP."""
+    page.goto(live.url("/sandbox/hotspot/"))
+    expect(page.locator("h1")).to_have_text("Bienvenue sur le WiFi")
+    ip = client_ip(page)
+    shots(page, "hotspot")
+    page.get_by_role("link", name=f"Acheter un ticket · {router_name}").click()
+    expect(page.locator("h1")).to_have_text("Acheter un ticket WiFi")
+    page.locator("input[name=plan_id]").first.check()
+    page.locator("label.choice", has_text=TITLES[provider]).locator("input").check()
+    page.get_by_label("Numéro Mobile Money").fill(PHONE)
+    if provider == "feexpay":
+        page.locator("select[name=network]").select_option("mtn")
+    shots(page, "plans")
+    page.get_by_role("button", name="Payer").click()
+    page.wait_for_load_state()
+    return ip
+
+
+def approve(page, shots: Shots, provider: str) -> None:
+    """Approve the payment as the buyer would, and come back to the order page."""
+    if provider == "feexpay":  # the push reaches the buyer's phone, played by the sandbox's prompt page
+        expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
+        shots(page, "order-waiting-for-phone")
+        phone = page.context.new_page()
+        phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
+        phone.get_by_role("link", name=re.compile(PHONE)).last.click()
+        shots(phone, "phone-prompt")
+        phone.get_by_role("button", name="Valider").click()
+        expect(phone.locator("main")).to_contain_text("Paiement effectué.")
+        shots(phone, "phone-approved")
+        phone.close()
+        page.bring_to_front()
+        return
+    expect(page.locator("h1")).to_have_text(f"Paiement {TITLES[provider]}")
+    shots(page, "checkout")
+    page.locator("button[value=approve]").click()  # CinetPay then posts the buyer back by script
+    page.wait_for_url(re.compile(r"/o/\w+"))
+
+
+def wait_online(page, shots: Shots) -> None:
+    expect(page.locator("h1")).to_have_text("Vous êtes connecté !", timeout=ONLINE_WAIT_MS)
+    shots(page, "online")
+
+
+@pytest.mark.parametrize("provider", ["fedapay", "cinetpay", "feexpay"])
+def test_buy_and_get_online(live, contexts, shots, provider):
+    page = contexts(**BUYER).new_page()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.headers.get("hx-request", "")) if r.url.endswith("/status") else None)
+    ip = choose_and_pay(live, page, shots, provider)
+    approve(page, shots, provider)
+    wait_online(page, shots)
+    if provider == "feexpay":  # the page waited for the phone: htmx's polling brought the ticket
+        assert polls and set(polls) == {"true"}
+    order = live.latest_order()
+    assert order.provider == provider and order.status == OrderStatus.PROVISIONED
+    assert page.locator(".code.big").inner_text() == order.ticket.username
+    sessions = [s for s in live.stage.router_server.active() if s["address"] == ip]
+    assert [s["user"] for s in sessions] == [order.ticket.username]
+    page.goto(live.url("/sandbox/hotspot/"))
+    expect(page.locator("h1")).to_have_text("Vous êtes connecté à Internet.")
+    shots(page, "hotspot-online")
+
+
+def test_get_the_code_back_from_the_payment_reference(live, contexts, shots):
+    context = contexts(**BUYER)
+    page = context.new_page()
+    choose_and_pay(live, page, shots, "cinetpay")
+    approve(page, shots, "cinetpay")
+    wait_online(page, shots)
+    page.close()
+    order = live.latest_order()
+    assert order.payer_reference and order.payer_phone == PHONE
+
+    page = context.new_page()
+    page.goto(live.url("/retrieve"))
+    expect(page.locator("h1")).to_have_text("Récupérer mon code")
+    shots(page, "retrieve")
+    page.get_by_label("Référence du paiement ou numéro de commande").fill(order.payer_reference)
+    page.get_by_label("Numéro de téléphone qui a payé").fill("2290196999999")  # not the payer's
+    page.get_by_role("button", name="Retrouver mon code").click()
+    expect(page.get_by_role("alert")).to_have_text("Aucun ticket ne correspond à cette référence et à ce numéro.")
+    assert page.locator(".code").count() == 0
+    shots(page, "retrieve-wrong-phone")
+    page.get_by_label("Numéro de téléphone qui a payé").fill(PHONE)
+    page.get_by_role("button", name="Retrouver mon code").click()
+    expect(page.locator(".code.big")).to_have_text(order.ticket.username)
+    shots(page, "retrieved")
+
+
+def test_without_javascript_the_order_page_refreshes_to_the_ticket(live, contexts, shots):
+    context = contexts(**BUYER, java_script_enabled=False)
+    checkout = context.new_page()
+    scripts: list[str] = []
+    context.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+    choose_and_pay(live, checkout, shots, "fedapay")
+    expect(checkout.locator("h1")).to_have_text("Paiement FedaPay")
+    order = live.latest_order()
+    # The buyer's order page waits in another tab while they pay: no script runs there.
+    waiting = context.new_page()
+    loads: list[str] = []
+    waiting.on("load", lambda p: loads.append(p.url))
+    waiting.goto(live.url(f"/o/{order.code}"))
+    expect(waiting.locator("h1")).to_have_text("Paiement en attente")
+    assert 'http-equiv="refresh" content="2"' in waiting.content()
+    shots(waiting, "order-pending")
+    checkout.bring_to_front()
+    shots(checkout, "checkout")
+    checkout.locator("button[value=approve]").click()
+    checkout.wait_for_url(re.compile(r"/o/\w+"))
+    waiting.bring_to_front()
+    wait_online(waiting, shots)
+    assert len(loads) >= 2 and all(url == live.url(f"/o/{order.code}") for url in loads)  # reloaded by itself
+    assert waiting.locator(".code.big").inner_text() == live.latest_order().ticket.username
+    assert scripts == []  # nothing ran: the meta refresh alone brought the ticket
+
+
+def test_owner_adds_a_router_imports_plans_and_sees_the_sale(live, contexts, shots):
+    page = contexts(**OWNER).new_page()
+    page.goto(live.url("/owner/login"))
+    page.get_by_label("E-mail").fill(demo.EMAIL)
+    page.get_by_label("Mot de passe").fill(demo.PASSWORD)
+    shots(page, "login")
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.locator("h1")).to_have_text("Ventes")
+    shots(page, "dashboard-before")
+
+    # A new router, pointed at the stage's sandbox router.
+    router = live.stage.router_server
+    page.get_by_role("navigation").get_by_role("link", name="Routeurs").click()
+    page.get_by_role("link", name="Ajouter un routeur").click()
+    page.get_by_label("Nom", exact=True).fill("Maquis Étoile")
+    page.get_by_label("Adresse du routeur (IP ou nom)").fill(router.host)
+    page.get_by_label("Port de l'API").fill(str(router.port))
+    page.get_by_label("Utilisateur de l'API").fill("admin")
+    page.get_by_label("Mot de passe de l'API").fill(router.password)
+    shots(page, "router-form")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator("h1")).to_have_text("Maquis Étoile")
+    page.get_by_role("navigation").get_by_role("link", name="Routeurs").click()
+    shots(page, "routers")
+    page.get_by_role("link", name="Maquis Étoile").click()
+    expect(page.locator("h1")).to_have_text("Maquis Étoile")
+    router_page = page.url
+
+    # The connection test is an htmx fragment: the page stays, the facts appear.
+    with page.expect_response(lambda r: r.url.endswith("/test")) as tested:
+        page.get_by_role("button", name="Tester la connexion").click()
+    assert tested.value.request.headers.get("hx-request") == "true"
+    expect(page.locator("#connection")).to_contain_text("Connexion réussie.")
+    expect(page.locator("#connection")).to_contain_text("Kiosque-Sandbox")
+    assert page.url == router_page
+    shots(page, "connection-tested")
+
+    # Plans from the router's Mikhmon profiles.
+    page.get_by_role("link", name="Importer depuis les profils Mikhmon").click()
+    proposals = page.locator("input[name=profile]:checked")
+    expect(proposals).to_have_count(4)
+    proposed = [v for v in proposals.evaluate_all("boxes => boxes.map(b => b.value)")]
+    shots(page, "import-profiles")
+    page.get_by_role("button", name="Créer les forfaits choisis").click()
+    plans = page.locator("section", has_text="Forfaits").first.locator("tbody tr")
+    expect(plans).to_have_count(len(proposed))
+    assert sorted(plans.locator("td:nth-child(2)").all_inner_texts()) == sorted(proposed)
+
+    # Offer FedaPay to this router's buyers.
+    offer = page.locator("section", has_text="Paiement en ligne")
+    offer.locator("label", has_text="FedaPay").locator("input").check()
+    offer.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator("section", has_text="Paiement en ligne").locator("label", has_text="FedaPay")
+           .locator("input")).to_be_checked()
+    shots(page, "router-ready")
+
+    # A buyer on this router's hotspot pays with FedaPay.
+    buyer = contexts(**BUYER).new_page()
+    choose_and_pay(live, buyer, shots, "fedapay", router_name="Maquis Étoile")
+    approve(buyer, shots, "fedapay")
+    wait_online(buyer, shots)
+    order = live.latest_order()
+    assert order.router.name == "Maquis Étoile" and order.status == OrderStatus.PROVISIONED
+
+    # And a cash sale at the counter.
+    page.reload()
+    sale = page.locator("section", has_text="Vendre un ticket à la main")
+    sale.locator("select[name=plan_id]").select_option(index=1)
+    cash_plan = sale.locator("select[name=plan_id] option:checked").inner_text()
+    sale.get_by_role("button", name="Créer le ticket").click()
+    expect(page.locator("#sale")).to_contain_text("Ticket créé sur le routeur")
+    cash_code = page.locator("#sale .code").inner_text()
+    assert any(u["name"] == cash_code for u in router.users())
+    shots(page, "cash-sale")
+
+    # Both on the dashboard; the online order in the list.
+    page.get_by_role("navigation").get_by_role("link", name="Ventes").click()
+    today = page.locator("section.period").first
+    cash_price = int(re.sub(r"\D", "", cash_plan.split("·")[-1]))
+    assert int(re.sub(r"\D", "", today.locator(".big-figure").inner_text())) == order.amount + cash_price
+    expect(today).to_contain_text("2 tickets")
+    expect(today).to_contain_text("Maquis Étoile")
+    shots(page, "dashboard-after")
+    page.get_by_role("navigation").get_by_role("link", name="Commandes").click()
+    row = page.locator("tbody tr", has_text=order.code)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("FedaPay")
+    expect(row).to_contain_text("Maquis Étoile")
+    shots(page, "orders")
