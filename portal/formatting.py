@@ -3,6 +3,7 @@
 from flask import Flask
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from portal.payments.base import PROVIDERS
 from portal.routeros import units
@@ -16,11 +17,18 @@ def price(amount: int, currency: str) -> str:
 
 
 def limits(plan) -> str:
-    """The plan's time and data limits in words, or that it has none."""
+    """The plan's limits in words: connection time, validity (Mikhmon's expiry), data; or none."""
     lang = str(get_locale() or "fr")
     parts = []
     if plan.time_limit:
         parts.append(units.describe_duration(units.parse_duration(plan.time_limit), lang=lang))
+    validity = getattr(plan, "validity", "")  # proposed plans (buy links) have none
+    if validity and validity != plan.time_limit:
+        try:
+            validity = units.describe_duration(units.parse_duration(validity), lang=lang)
+        except ValueError:  # Mikhmon keeps what the owner typed; show it as it is
+            pass
+        parts.append(_("valable %(duration)s", duration=validity))
     if plan.data_limit_bytes:
         parts.append(units.describe_bytes(plan.data_limit_bytes, lang=lang))
     return " · ".join(parts) or _("sans limite")
@@ -46,6 +54,23 @@ def order_status(status: str) -> str:
     }.get(status, status)
 
 
+EVENT_KINDS = {
+    "created": _l("commande créée"), "checkout started": _l("paiement commencé"),
+    "checkout failed": _l("paiement non démarré"), "notified": _l("notification du fournisseur"),
+    "status check failed": _l("vérification impossible"), "paid": _l("paiement confirmé"),
+    "amount mismatch": _l("montant différent"), "failed": _l("paiement refusé ou annulé"),
+    "expired": _l("expirée"), "router error": _l("routeur injoignable"), "client logged in": _l("client connecté"),
+    "provisioned": _l("ticket créé"), "retry asked": _l("nouvel essai demandé"),
+    "owner alerted": _l("propriétaire alerté"), "sale email sent": _l("e-mail de vente envoyé"),
+    "sale email not sent": _l("e-mail de vente non envoyé"),
+}
+
+
+def event_kind(kind: str) -> str:
+    """A timeline line's kind in the owner's words (the detail stays as recorded)."""
+    return str(EVENT_KINDS.get(kind, kind))
+
+
 def sale_channel(provider: str) -> str:
     """How a sale was paid: a provider's name, or cash for tickets sold by hand."""
     return _("Espèces") if provider == "cash" else provider_title(provider)
@@ -58,4 +83,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(network_title)
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
+    app.add_template_filter(event_kind)
     app.add_template_global(lambda: str(get_locale() or "fr"), "current_locale")

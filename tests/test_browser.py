@@ -276,7 +276,7 @@ def test_owner_adds_a_router_imports_plans_and_sees_the_sale(live, contexts, sho
     page.get_by_role("link", name="Importer depuis les profils Mikhmon").click()
     proposals = page.locator("input[name=profile]:checked")
     expect(proposals).to_have_count(4)
-    proposed = [v for v in proposals.evaluate_all("boxes => boxes.map(b => b.value)")]
+    proposed = proposals.evaluate_all("boxes => boxes.map(b => b.value)")
     shots(page, "import-profiles")
     page.get_by_role("button", name="Créer les forfaits choisis").click()
     plans = page.locator("section", has_text="Forfaits").first.locator("tbody tr")
