@@ -2,8 +2,12 @@
 
 Each order goes through the real path: the buy form, FedaPay's sandbox checkout, approval, the
 signed webhook to Kiosque, the status check with the provider, provisioning on the sandbox router
-and the server-side login. The figure is taken from Kiosque's own records: the webhook's
+and the server-side login. The latency is taken from Kiosque's own records: the webhook's
 `received_at` and the ticket's `created_on_router_at`.
+
+Kiosque's own overhead is measured apart: each webhook's handling time minus the time it spent
+waiting on the round trips it must make (the provider's status API, the router's API), both
+clocked in the handling thread around the adapter's and the router client's calls.
 
     .venv/bin/python bench/webhook_to_router.py [--orders 200] [--latency 0 100] [--database URL]
 """
@@ -11,7 +15,9 @@ and the server-side login. The figure is taken from Kiosque's own records: the w
 import argparse
 import re
 import statistics
+import threading
 import time
+from functools import wraps
 
 import requests
 
@@ -19,7 +25,47 @@ from staging import percentile, staged_kiosque
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent
+from portal.payments.base import PaymentProvider
+from portal.routeros.client import RouterClient
+from portal.services import orders as order_service
 from portal.services.orders import as_utc
+
+_waiting = threading.local()
+OWN_OVERHEAD: list[float] = []  # ms per webhook, outside the provider's and the router's round trips
+
+
+def _clock_round_trips(cls, name: str) -> None:
+    real = getattr(cls, name)
+
+    @wraps(real)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            _waiting.seconds = getattr(_waiting, "seconds", 0.0) + time.perf_counter() - started
+
+    setattr(cls, name, timed)
+
+
+def _clock_webhooks() -> None:
+    real = order_service.handle_notification
+
+    @wraps(real)
+    def timed(*args, **kwargs):
+        _waiting.seconds, started = 0.0, time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            OWN_OVERHEAD.append((time.perf_counter() - started - _waiting.seconds) * 1000)
+
+    order_service.handle_notification = timed
+
+
+_clock_round_trips(PaymentProvider, "request")
+for _call in ("add_user", "find_users", "active_login"):
+    _clock_round_trips(RouterClient, _call)
+_clock_webhooks()
 
 
 def buy(http: requests.Session, base: str, slug: str, plan_id: int, account_id: int, n: int) -> None:
@@ -38,6 +84,7 @@ def run(orders: int, latency_ms: int, database: str | None) -> dict:
         http = requests.Session()
         for n in range(orders):
             buy(http, base, router.slug, router.plans[0].id, account.id, n)
+        OWN_OVERHEAD.clear()
         started = time.monotonic()
         # One payment at a time: this measures the path itself, not a queue behind a burst.
         for order_id, ref in db.session.execute(db.select(Order.id, Order.provider_ref)).all():
@@ -54,6 +101,7 @@ def run(orders: int, latency_ms: int, database: str | None) -> dict:
             created = db.session.scalar(db.select(Ticket.created_on_router_at).where(Ticket.order_id == order.id))
             delays.append((as_utc(created) - as_utc(received)).total_seconds() * 1000)
         return {"latency": latency_ms, "orders": orders, "median": statistics.median(delays),
+                "own": statistics.median(OWN_OVERHEAD), "own95": percentile(OWN_OVERHEAD, 0.95),
                 "p95": percentile(delays, 0.95), "p99": percentile(delays, 0.99), "each": elapsed / orders * 1000}
 
 
@@ -63,10 +111,10 @@ def main() -> None:
     parser.add_argument("--latency", type=int, nargs="+", default=[0, 100], help="router reply latency, ms")
     parser.add_argument("--database", help="a database to empty and use (default: a fresh SQLite file)")
     args = parser.parse_args()
-    print(f"{'router latency':>14}  {'orders':>6}  {'median ms':>9}  {'p95 ms':>7}  {'p99 ms':>7}  {'approve→online ms':>17}")
+    print(f"{'router latency':>14}  {'orders':>6}  {'median ms':>9}  {'p95 ms':>7}  {'p99 ms':>7}  {'approve→online ms':>17}  {'own overhead median/p95 ms':>26}")
     for latency in args.latency:
         r = run(args.orders, latency, args.database)
-        print(f"{r['latency']:>11} ms  {r['orders']:>6}  {r['median']:>9.1f}  {r['p95']:>7.1f}  {r['p99']:>7.1f}  {r['each']:>17.1f}")
+        print(f"{r['latency']:>11} ms  {r['orders']:>6}  {r['median']:>9.1f}  {r['p95']:>7.1f}  {r['p99']:>7.1f}  {r['each']:>17.1f}  {r['own']:>15.1f} / {r['own95']:.1f}")
 
 
 if __name__ == "__main__":
