@@ -1,6 +1,7 @@
-"""Response headers that keep browsers strict: no foreign scripts, no framing, no sniffing."""
+"""Request and response hygiene: strict browser headers (no foreign scripts, no framing, no
+sniffing) and no NUL characters in what requests carry."""
 
-from flask import Flask, request
+from flask import Flask, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Pages load only their own scripts and styles (htmx and one stylesheet): no inline script at
@@ -16,6 +17,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "frame-ancestors 'none'",
 ])
 HSTS = "max-age=31536000; includeSubDomains"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def register(app: Flask) -> None:
@@ -23,6 +25,16 @@ def register(app: Flask) -> None:
         # Behind nginx: trust its X-Forwarded-For/-Proto so rate limits and HSTS see the client.
         count = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    @app.before_request
+    def refuse_nul_characters():
+        """No text Kiosque stores or looks up may hold NUL: PostgreSQL refuses it outright."""
+        values = [request.path, *request.args.keys(), *request.args.values()]
+        if request.mimetype in FORM_TYPES:
+            request.get_data(cache=True)  # keep the raw body for signatures; the form parses from it
+            values += [*request.form.keys(), *request.form.values()]
+        if any("\x00" in value for value in values):
+            abort(400)
 
     @app.after_request
     def secure_headers(response):

@@ -89,3 +89,15 @@ def test_a_paid_orders_page_is_fine_with_junk_return_parameters(app, selling):
     assert response.status_code == 303
     code = db.session.scalar(db.select(Order.code))
     assert client.get(f"/o/{code}", query_string={"id": "<x>", "status": "approved'"}).status_code == 200
+
+
+def test_nul_characters_are_refused_everywhere(app, selling):
+    """PostgreSQL refuses NUL in text: no request may carry one down to the database."""
+    client = app.test_client()
+    assert client.get(f"/r/{selling.slug}%00").status_code in (400, 404)
+    assert client.get("/retrieve", query_string={"reference": "a\x00b"}).status_code == 400
+    assert client.post("/retrieve", data={"reference": "ABCD\x00", "phone": "2290197000000"}).status_code == 400
+    account = selling.accounts[0]
+    stored = client.post(f"/webhooks/{account.provider}/{account.webhook_token}", data=b'{"id": "\x00"}',
+                         headers={"Content-Type": "application/json"})
+    assert stored.status_code < 500

@@ -304,7 +304,8 @@ def handle_notification(provider: str, token: str, *, method: str, body: bytes, 
         log.warning("%s callback with an unknown token", provider)
         return 404
     event = WebhookEvent(
-        provider=provider, account_id=account.id, method=method, body=body.decode("utf-8", "replace"),
+        provider=provider, account_id=account.id, method=method,
+        body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),  # databases refuse NUL
         headers={k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS},
     )
     db.session.add(event)
