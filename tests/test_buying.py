@@ -2,102 +2,16 @@
 its webhooks, the sandbox router taking the tickets."""
 
 import html
-import json
 import re
-import time
 
 import pytest
 import requests
 
 from portal.extensions import db
-from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, WebhookEvent
-from portal.services import owners
-from portal.services import routers as router_service
-from tests.conftest import ROUTER_PASSWORD
+from portal.models import Order, OrderStatus, WebhookEvent
+from tests.conftest import CLIENT_IP, Buyer, latest_order, users_for, wait_for
 
 PROVIDERS = ("fedapay", "cinetpay", "feexpay")
-CLIENT_IP, CLIENT_MAC = "10.5.50.77", "AA:BB:CC:00:11:22"
-PHONE = "2290197000000"
-CREDENTIALS = {
-    "fedapay": {"secret_key": "sk_sandbox_shop", "webhook_secret": "wh_sandbox_shop", "public_key": "pk_sandbox_shop"},
-    "cinetpay": {"apikey": "cp-api-key", "site_id": "105900", "secret_key": "cp-secret"},
-    "feexpay": {"shop_id": "shop123456789ab", "token": "fp_shop_token"},
-}
-
-
-@pytest.fixture
-def app_config(app_config):
-    return {**app_config, "ORDER_POLL_AFTER": 0, "MAIL_PORT": 1}
-
-
-@pytest.fixture
-def shop(app, live_server, provider_sandbox, router_server):
-    """An owner selling two plans on the sandbox router through the three sandbox providers."""
-    owner = owners.create_owner("maquis@example.com", "maquis-password")
-    router = Router(owner=owner, name="Maquis", host=router_server.host, port=router_server.port,
-                    api_username="admin", api_password=ROUTER_PASSWORD, dns_name="wifi.net")
-    db.session.add(router)
-    db.session.commit()
-    assert router_service.test_connection(router).ok
-    db.session.add_all([Plan(router=router, label="1 heure", profile="1h", price=200, time_limit="1h"),
-                        Plan(router=router, label="1 jour", profile="1d", price=500, time_limit="1d")])
-    for provider, credentials in CREDENTIALS.items():
-        account = PaymentAccount(owner=owner, provider=provider, label=provider, environment="sandbox",
-                                 credentials=json.dumps(credentials), public_id="",
-                                 settings={"networks": ["mtn", "moov"]} if provider == "feexpay" else {})
-        db.session.add(account)
-        router.accounts.append(account)
-    db.session.commit()
-    for account in router.accounts:
-        webhook = f"{live_server}/webhooks/{account.provider}/{account.webhook_token}"
-        if account.provider == "fedapay":
-            provider_sandbox.add_fedapay_account(**CREDENTIALS["fedapay"], webhook_url=webhook)
-        elif account.provider == "cinetpay":
-            provider_sandbox.add_cinetpay_account(**CREDENTIALS["cinetpay"])
-        else:
-            provider_sandbox.add_feexpay_account(**CREDENTIALS["feexpay"], webhook_url=webhook)
-    router_server.add_host(CLIENT_IP, CLIENT_MAC)
-    return router
-
-
-class Buyer:
-    """A phone on the hotspot: a browser session that came from the router's login page."""
-
-    def __init__(self, base: str, router: Router):
-        self.base, self.router, self.http = base, router, requests.Session()
-
-    def buy(self, provider: str, plan_label: str = "1 heure", **extra) -> requests.Response:
-        page = self.http.get(f"{self.base}/r/{self.router.slug}",
-                             params={"mac": CLIENT_MAC, "ip": CLIENT_IP, "dst": "http://example.com/", "server": "hotspot1"})
-        assert page.status_code == 200
-        intent = re.search(r'name="intent" value="([^"]+)"', page.text).group(1)
-        plan = next(p for p in self.router.plans if p.label == plan_label)
-        account = next(a for a in self.router.accounts if a.provider == provider)
-        form = {"intent": intent, "plan_id": plan.id, "account_id": account.id, "mac": CLIENT_MAC, "ip": CLIENT_IP,
-                "dst": "http://example.com/", "server": "hotspot1", "phone": PHONE, "network": "mtn", **extra}
-        return self.http.post(f"{self.base}/r/{self.router.slug}/buy", data=form, allow_redirects=False)
-
-    def order_page(self, order: Order) -> str:
-        return html.unescape(self.http.get(f"{self.base}/o/{order.code}").text)
-
-
-def latest_order() -> Order:
-    db.session.expire_all()
-    return db.session.scalar(db.select(Order).order_by(Order.id.desc()))
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.expire_all()
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
-def users_for(router_server, order: Order) -> list[dict]:
-    return [u for u in router_server.users() if u.get("comment", "").endswith("-" + order.code)]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -19,7 +19,7 @@ from portal.models import Order, OrderStatus, Ticket, WebhookEvent, utcnow
 from portal.routeros.client import RouterClient
 from portal.services import orders, reconcile
 from tests.provider_signing import fedapay_signature
-from tests.test_buying import CREDENTIALS, Buyer, latest_order, shop, users_for  # noqa: F401  (fixtures)
+from tests.conftest import Buyer, CREDENTIALS, latest_order, users_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

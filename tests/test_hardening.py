@@ -10,8 +10,7 @@ from portal.crypto import SecretUnreadable, cipher_from_config
 from portal.extensions import db
 from portal.models import PaymentAccount, Plan, Router, Ticket
 from portal.services import provisioning
-from tests.conftest import ROUTER_PASSWORD, Browser, router_values
-from tests.test_buying import CREDENTIALS
+from tests.conftest import Browser, CREDENTIALS, ROUTER_PASSWORD, router_values
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.I)
@@ -33,7 +32,7 @@ def selling_router(browser, router_server, owner) -> Router:
 
 
 def owner_and_buyer_pages(browser, router: Router) -> list[str]:
-    return [f"/owner/routers/", f"/owner/routers/{router.id}", f"/owner/routers/{router.id}/edit",
+    return ["/owner/routers/", f"/owner/routers/{router.id}", f"/owner/routers/{router.id}/edit",
             f"/owner/routers/{router.id}/plans/new", "/owner/accounts/", f"/r/{router.slug}", "/retrieve",
             "/owner/login", "/no-such-page"]
 

@@ -1,7 +1,6 @@
 import pytest
 
-from tests.conftest import LOG_LINES, SECRETS
-from tests.test_buying import CREDENTIALS
+from tests.conftest import CREDENTIALS, LOG_LINES, SECRETS
 
 
 @pytest.mark.after_everything

@@ -6,7 +6,7 @@ from portal.extensions import db
 from portal.models import Order, OrderStatus, utcnow
 from portal.payments.base import PaymentCheck, PaymentStatus
 from portal.services import orders
-from tests.test_buying import CLIENT_IP, app_config, shop  # noqa: F401  (fixtures)
+from tests.conftest import CLIENT_IP
 
 
 def paid_order(router) -> Order:

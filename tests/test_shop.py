@@ -11,19 +11,8 @@ import requests
 from portal.extensions import db, mail
 from portal.models import Order, OrderStatus, PaymentAccount, WebhookEvent
 from portal.services import owners
+from tests.conftest import CLIENT_IP, CLIENT_MAC, CREDENTIALS, PHONE, Buyer, latest_order, users_for, wait_for
 from tests.provider_signing import cinetpay_x_token, fedapay_signature
-from tests.test_buying import (  # noqa: F401  (fixtures)
-    CLIENT_IP,
-    CREDENTIALS,
-    CLIENT_MAC,
-    PHONE,
-    Buyer,
-    app_config,
-    latest_order,
-    shop,
-    users_for,
-    wait_for,
-)
 
 
 def paid_and_provisioned(live_server, shop, provider_sandbox, provider="fedapay") -> Order:

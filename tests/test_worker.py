@@ -8,7 +8,7 @@ from portal.extensions import db, mail
 from portal.models import Order, OrderStatus, Router, utcnow
 from portal.services import reconcile
 from portal.services.orders import as_utc
-from tests.test_buying import Buyer, latest_order, shop, users_for  # noqa: F401  (fixtures)
+from tests.conftest import Buyer, latest_order, users_for
 
 
 @pytest.fixture
