@@ -30,12 +30,12 @@ $(HTMX): package.json package-lock.json
 
 # Refresh the catalogues after changing user-facing text.
 translations: $(BIN)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o portal/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o portal/translations/messages.pot .
 	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations
 
+# The demo is Kiosque with the sandbox mounted (sandbox/); it brings the database up to date itself.
 run: setup
-	PORTAL_ENV=development $(BIN)/flask --app portal db upgrade
-	PORTAL_ENV=development PORTAL_SANDBOX=1 $(BIN)/flask --app portal demo --host $(HOST) --port $(PORT)
+	PORTAL_ENV=development $(BIN)/flask --app sandbox demo --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/pytest

@@ -32,10 +32,10 @@ from staging import percentile
 from portal import create_app
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent
-from portal.sandbox import demo
-from portal.sandbox.providers import ProviderSandbox
-from portal.sandbox.routeros import SandboxRouter
 from portal.services.orders import as_utc
+from sandbox import demo
+from sandbox.providers import ProviderSandbox
+from sandbox.routeros import SandboxRouter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,18 +61,15 @@ def main() -> None:
     config = {
         "SECRET_KEY": "bench-secret", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "SQLALCHEMY_DATABASE_URI": args.database, "PUBLIC_URL": base, "MAIL_SUPPRESS_SEND": True,
-        "RATELIMIT_ENABLED": False, "FEDAPAY_SANDBOX_API_URL": providers.api_url("fedapay", "sandbox"),
-        "FEDAPAY_API_URL": providers.api_url("fedapay", "live"), "CINETPAY_API_URL": providers.api_url("cinetpay"),
-        "FEEXPAY_API_URL": providers.api_url("feexpay"),
+        "RATELIMIT_ENABLED": False, **providers.api_settings(),
     }
     app = create_app({**config, "ENV": "bench"})
     with app.app_context():
         db.drop_all()
         db.create_all()
-        router = demo.seed(router_server.host, router_server.port, "bench-router", hotspot_url="wifi.net")
+        router = demo.seed_shop(router_server.host, router_server.port, "bench-router", dns_name="wifi.net")
+        demo.register_accounts(providers, router, base)
         account = next(a for a in router.accounts if a.provider == "fedapay")
-        providers.add_fedapay_account(**demo.ACCOUNTS["fedapay"],
-                                      webhook_url=f"{base}/webhooks/fedapay/{account.webhook_token}")
         slug, plan_id, account_id = router.slug, router.plans[0].id, account.id
 
     env = {**os.environ, "PORTAL_ENV": "production", "WEB_CONCURRENCY": "2", "PORT": str(port),

@@ -25,8 +25,8 @@ from staging import percentile
 from portal import create_app
 from portal.extensions import db
 from portal.models import ORDER_CODE_ALPHABET, Order, OrderStatus
-from portal.sandbox import demo
-from portal.sandbox.routeros import SandboxRouter
+from sandbox import demo
+from sandbox.routeros import SandboxRouter
 
 CHUNK = 10_000
 
@@ -66,7 +66,7 @@ def main() -> None:
         with app.app_context():
             db.drop_all()
             db.create_all()
-            router = demo.seed(router_server.host, router_server.port, "bench", hotspot_url="wifi.net")
+            router = demo.seed_shop(router_server.host, router_server.port, "bench", dns_name="wifi.net")
             account = router.accounts[0]
             client = app.test_client()
             pending: list[str] = []

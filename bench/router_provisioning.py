@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from portal.routeros.client import RouterAddress, RouterClient, close_all, router_client  # noqa: E402
-from portal.sandbox.routeros import SandboxRouter  # noqa: E402
+from sandbox.routeros import SandboxRouter  # noqa: E402
 
 PASSWORD = "bench-password"
 

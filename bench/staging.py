@@ -14,7 +14,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from portal.sandbox import demo  # noqa: E402
+from sandbox import demo  # noqa: E402
 
 
 @contextmanager

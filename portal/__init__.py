@@ -70,10 +70,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(shop.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(owner.bp, url_prefix="/owner")
-    if app.config["SANDBOX"]:
-        from portal import sandbox
-
-        sandbox.mount(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

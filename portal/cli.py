@@ -1,4 +1,4 @@
-"""`flask --app portal ...` commands: owner, ticket, worker, demo."""
+"""`flask --app portal ...` commands: owner, ticket, keys, worker."""
 
 import signal
 import sys
@@ -8,7 +8,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
-from werkzeug.serving import run_simple
 
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
@@ -81,35 +80,8 @@ def worker(once: bool, interval: float | None) -> None:
                    f"emails={report.emails} alerts={len(report.alerts)}")
 
 
-@click.command("demo")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-def demo(host: str, port: int) -> None:
-    """Run Kiosque with a sandbox router and sandbox providers, a demo owner, router, plans and accounts."""
-    from portal.sandbox import demo as sandbox_demo
-
-    base = f"http://{host}:{port}"
-    stage = sandbox_demo.stage(current_app._get_current_object(), base)
-    click.echo(f"Sandbox router: {stage.router_server.host}:{stage.router_server.port} (router {stage.router.name!r})")
-    click.echo(f"Owner: {base}/owner/login  email: {sandbox_demo.EMAIL}  password: {sandbox_demo.PASSWORD}")
-    click.echo(f"Buyer: {base}/sandbox/hotspot/  (the hotspot login page; FeexPay prompts: {base}/sandbox/feexpay/phone)")
-    app = current_app._get_current_object()
-    threading.Thread(target=_demo_worker, args=(app,), daemon=True).start()
-    try:
-        run_simple(host, port, app, threaded=True)
-    finally:
-        stage.router_server.stop()
-
-
-def _demo_worker(app: Flask) -> None:
-    """The demo runs the worker's sweeps beside the web server, as production runs both."""
-    with app.app_context():
-        reconcile.run(app.config["WORKER_INTERVAL"], threading.Event())
-
-
 def register(app: Flask) -> None:
     app.cli.add_command(owner_cli)
     app.cli.add_command(ticket_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(worker)
-    app.cli.add_command(demo)

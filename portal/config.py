@@ -7,6 +7,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from flask import Flask
 
+from portal.payments import api_url_defaults
+
 
 class ConfigurationError(RuntimeError):
     """The app cannot start safely with this configuration."""
@@ -20,7 +22,6 @@ DEFAULTS = {
     "SQLALCHEMY_DATABASE_URI": None,  # SQLite under instance/ when unset
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "PUBLIC_URL": "http://127.0.0.1:5000",
-    "SANDBOX": False,
     "LOG_FORMAT": "text",  # or "json": one object per line, for log collectors
     "LOG_LEVEL": "INFO",
     "ROUTER_TIMEOUT": 5.0,
@@ -44,10 +45,7 @@ DEFAULTS = {
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
     "MAIL_TIMEOUT": 10.0,  # seconds, for each exchange with the mail server
-    "FEDAPAY_API_URL": "https://api.fedapay.com",
-    "FEDAPAY_SANDBOX_API_URL": "https://sandbox-api.fedapay.com",
-    "CINETPAY_API_URL": "https://api-checkout.cinetpay.com",
-    "FEEXPAY_API_URL": "https://api.feexpay.me",
+    **api_url_defaults(),  # <PROVIDER>_API_URL, <PROVIDER>_<ENVIRONMENT>_API_URL: each provider's API
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
     "LOGIN_RATE_LIMIT": "10 per minute",

@@ -5,7 +5,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from portal.payments.base import PROVIDERS
+from portal.payments import PROVIDERS, find_network
 from portal.routeros import units
 
 CURRENCY_LABELS = {"XOF": "FCFA", "XAF": "FCFA"}
@@ -34,16 +34,22 @@ def limits(plan) -> str:
     return " · ".join(parts) or _("sans limite")
 
 
+def provider(name: str):
+    """A provider's adapter class, whose attributes are its facts (title, needs_phone...)."""
+    return PROVIDERS[name]
+
+
 def provider_title(name: str) -> str:
     return PROVIDERS[name].title if name in PROVIDERS else name
 
 
-def network_title(network: str) -> str:
-    """A FeexPay network code as buyers know it: `celtiis_bj` -> `CELTIIS (BJ)`."""
-    operator, _, country = network.rpartition("_")
-    if not operator or len(country) != 2:
-        return network.upper()
-    return f"{operator.upper()} ({country.upper()})"
+def network_title(code: str) -> str:
+    """A network as buyers know it: `celtiis_bj` -> `Celtiis Cash (Bénin)`, the country in the page's language."""
+    network = find_network(code)
+    if network is None:
+        return code
+    country = get_locale().territories.get(network.country.upper(), network.country.upper())
+    return f"{network.wallet} ({country})"
 
 
 def order_status(status: str) -> str:
@@ -79,6 +85,7 @@ def sale_channel(provider: str) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
+    app.add_template_filter(provider)
     app.add_template_filter(provider_title)
     app.add_template_filter(network_title)
     app.add_template_filter(order_status)

@@ -173,12 +173,6 @@ class Ticket(db.Model):
     order: Mapped["Order | None"] = relationship(back_populates="ticket")
 
 
-class Provider(StrEnum):
-    FEDAPAY = "fedapay"
-    CINETPAY = "cinetpay"
-    FEEXPAY = "feexpay"
-
-
 class PaymentAccount(db.Model):
     """An owner's account with one payment provider; the credentials are stored encrypted."""
 
@@ -186,12 +180,12 @@ class PaymentAccount(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"), index=True)
     provider: Mapped[str] = mapped_column(String(10))
     label: Mapped[str] = mapped_column(String(80))
-    environment: Mapped[str] = mapped_column(String(7), default="live")  # live | sandbox (FedaPay)
+    environment: Mapped[str] = mapped_column(String(7), default="live")  # one of its adapter's api_urls
     credentials: Mapped[str] = mapped_column(EncryptedText)  # JSON object of the provider's fields
-    # The non-secret identifier the guide's buy links carry (FedaPay public key, CinetPay site id,
-    # FeexPay shop id), so those links can find the account without decrypting every one.
+    # The non-secret credential the guide's buy links carry (the adapter's public_id_field), so
+    # those links can find the account without decrypting every one.
     public_id: Mapped[str] = mapped_column(String(120), default="", index=True)
-    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. FeexPay's enabled networks
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. the networks a push provider charges
     webhook_token: Mapped[str] = mapped_column(String(48), unique=True, default=lambda: public_token(24))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

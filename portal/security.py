@@ -42,9 +42,7 @@ def register(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")
-        # The sandbox plays other sites (providers' pages with their own inline scripts).
-        if not request.path.startswith("/sandbox/"):
-            headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", HSTS)
         return response

@@ -1,7 +1,6 @@
 """Fixtures: the real app factory on a temporary database, a sandbox router over real TCP."""
 
 import html
-import json
 import logging
 import os
 import re
@@ -17,13 +16,12 @@ from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.extensions import db
-from portal.models import Order, PaymentAccount, Plan, Router, Ticket
+from portal.models import Order, Router, Ticket
 from portal.routeros.client import close_all
-from portal.sandbox import point_adapters_at
-from portal.sandbox.providers import ProviderSandbox
-from portal.sandbox.routeros import SandboxRouter
 from portal.services import owners
-from portal.services import routers as router_service
+from sandbox import demo, point_adapters_at
+from sandbox.providers import ProviderSandbox
+from sandbox.routeros import SandboxRouter
 
 ROUTER_PASSWORD = "r0uter-Secret!"
 # The suite runs on SQLite by default, on PostgreSQL when this names a database it may empty.
@@ -202,39 +200,16 @@ def register_ticket_secrets() -> None:
 
 CLIENT_IP, CLIENT_MAC = "10.5.50.77", "AA:BB:CC:00:11:22"
 PHONE = "2290197000000"
-CREDENTIALS = {
-    "fedapay": {"secret_key": "sk_sandbox_shop", "webhook_secret": "wh_sandbox_shop", "public_key": "pk_sandbox_shop"},
-    "cinetpay": {"apikey": "cp-api-key", "site_id": "105900", "secret_key": "cp-secret"},
-    "feexpay": {"shop_id": "shop123456789ab", "token": "fp_shop_token"},
-}
+CREDENTIALS = demo.CREDENTIALS  # the keys the sandbox providers accept
 
 
 @pytest.fixture
 def shop(app, live_server, provider_sandbox, router_server):
     """An owner selling two plans on the sandbox router through the three sandbox providers."""
-    owner = owners.create_owner("maquis@example.com", "maquis-password")
-    router = Router(owner=owner, name="Maquis", host=router_server.host, port=router_server.port,
-                    api_username="admin", api_password=ROUTER_PASSWORD, dns_name="wifi.net")
-    db.session.add(router)
-    db.session.commit()
-    assert router_service.test_connection(router).ok
-    db.session.add_all([Plan(router=router, label="1 heure", profile="1h", price=200, time_limit="1h"),
-                        Plan(router=router, label="1 jour", profile="1d", price=500, time_limit="1d")])
-    for provider, credentials in CREDENTIALS.items():
-        account = PaymentAccount(owner=owner, provider=provider, label=provider, environment="sandbox",
-                                 credentials=json.dumps(credentials), public_id="",
-                                 settings={"networks": ["mtn", "moov"]} if provider == "feexpay" else {})
-        db.session.add(account)
-        router.accounts.append(account)
-    db.session.commit()
-    for account in router.accounts:
-        webhook = f"{live_server}/webhooks/{account.provider}/{account.webhook_token}"
-        if account.provider == "fedapay":
-            provider_sandbox.add_fedapay_account(**CREDENTIALS["fedapay"], webhook_url=webhook)
-        elif account.provider == "cinetpay":
-            provider_sandbox.add_cinetpay_account(**CREDENTIALS["cinetpay"])
-        else:
-            provider_sandbox.add_feexpay_account(**CREDENTIALS["feexpay"], webhook_url=webhook)
+    router = demo.seed_shop(router_server.host, router_server.port, ROUTER_PASSWORD, dns_name="wifi.net",
+                            email="maquis@example.com", password="maquis-password", router_name="Maquis",
+                            plans=(("1 heure", "1h", 200, "1h"), ("1 jour", "1d", 500, "1d")))
+    demo.register_accounts(provider_sandbox, router, live_server)
     router_server.add_host(CLIENT_IP, CLIENT_MAC)
     return router
 

@@ -19,7 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus
-from portal.sandbox import demo
+from sandbox import demo
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, as in tests/test_login_page.py
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,26 +1,27 @@
-from portal.sandbox.demo import EMAIL as DEMO_EMAIL
-from portal.sandbox.demo import PLANS as DEMO_PLANS
-from portal.sandbox.demo import seed as seed_demo
+import threading
+import time
+
 from portal.extensions import db
 from portal.models import Order, Plan, Router
-from portal.sandbox.routeros import SandboxRouter
 from portal.services import owners, provisioning
+from sandbox import demo
+from sandbox.routeros import SandboxRouter
 
 
-def test_demo_seed_is_ready_to_sell_and_follows_the_sandbox_port(app):
+def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
     with SandboxRouter(password="first") as first:
-        router = seed_demo(first.host, first.port, "first", hotspot_url="127.0.0.1:5000/sandbox/hotspot")
+        router = demo.seed_shop(first.host, first.port, "first", dns_name="127.0.0.1:5000/sandbox/hotspot")
         assert router.identity == "Kiosque-Sandbox" and router.dns_name == "127.0.0.1:5000/sandbox/hotspot"
         assert sorted(a.provider for a in router.accounts) == ["cinetpay", "fedapay", "feexpay"]
-        plan = db.session.scalar(db.select(Plan).where(Plan.label == DEMO_PLANS[0][0]))
+        plan = db.session.scalar(db.select(Plan).where(Plan.label == demo.PLANS[0][0]))
         provisioning.sell_by_hand(router, plan)
         assert len(first.users()) == 1
     with SandboxRouter(password="second") as second:
-        again = seed_demo(second.host, second.port, "second", hotspot_url="127.0.0.1:5000/sandbox/hotspot")
+        again = demo.seed_shop(second.host, second.port, "second", dns_name="127.0.0.1:5000/sandbox/hotspot")
         assert again.id == router.id and again.port == second.port and again.api_password == "second"
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 1
-    assert db.session.scalar(db.select(db.func.count(Plan.id))) == len(DEMO_PLANS)
-    assert owners.find_owner(DEMO_EMAIL) is not None
+    assert db.session.scalar(db.select(db.func.count(Plan.id))) == len(demo.PLANS)
+    assert owners.find_owner(demo.EMAIL) is not None
 
 
 def test_the_demo_path_from_the_hotspot_page_to_online(app):
@@ -32,8 +33,6 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
 
     import requests
     from werkzeug.serving import make_server
-
-    from portal.sandbox import demo
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
@@ -72,3 +71,45 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
     finally:
         server.shutdown()
         stage.router_server.stop()
+
+
+def test_the_demo_command_prepares_a_fresh_database(tmp_path):
+    """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import requests
+    from cryptography.fernet import Fernet
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_SECRET_KEY": "demo-test",
+           "PORTAL_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+           "PORTAL_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    demo_process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "sandbox", "demo", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(120, demo_process.kill)  # a hung start fails the test, never the suite
+    watchdog.start()
+    try:
+        printed = []
+        for line in demo_process.stdout:  # ends if the process dies
+            printed.append(line)
+            if line.startswith("Buyer:"):
+                break
+        assert any(line.startswith("Owner:") for line in printed), "".join(printed)
+        page = None
+        for _ in range(300):  # the server starts right after printing
+            try:
+                page = requests.get(f"http://127.0.0.1:{port}/sandbox/hotspot/", timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert page is not None and page.status_code == 200 and "Démo" in page.text
+    finally:
+        watchdog.cancel()
+        demo_process.terminate()
+        demo_process.wait(30)

@@ -8,14 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from portal.payments import PROVIDERS, get_provider
 from portal.payments.base import (
-    PROVIDERS,
     InvalidNotification,
     PaymentError,
     PaymentStatus,
     ProviderRejected,
     ProviderUnavailable,
-    get_provider,
 )
 from portal.payments.cinetpay import CinetPay
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token

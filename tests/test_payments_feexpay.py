@@ -8,14 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from portal.payments import PROVIDERS, get_provider
 from portal.payments.base import (
-    PROVIDERS,
     InvalidNotification,
     PaymentError,
     PaymentStatus,
     ProviderRejected,
     ProviderUnavailable,
-    get_provider,
 )
 from portal.payments.feexpay import FeexPay, international_phone
 from tests.test_sandbox_providers import (  # noqa: F401

@@ -1,6 +1,5 @@
 """Whatever a buyer's browser or a caller sends to a public address, Kiosque never answers 500."""
 
-import json
 from urllib.parse import quote
 
 import pytest
@@ -8,10 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portal.extensions import db
-from portal.models import Order, PaymentAccount, Plan, Router
-from portal.sandbox import point_adapters_at
-from portal.services import owners
-from tests.conftest import CREDENTIALS
+from portal.models import Order
+from sandbox import demo, point_adapters_at
+from tests.conftest import ROUTER_PASSWORD
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(max_size=60)
@@ -25,20 +23,9 @@ params = st.dictionaries(st.sampled_from(FIELDS) | text, junk, max_size=8)
 @pytest.fixture
 def selling(app, router_server, provider_sandbox):
     point_adapters_at(app, provider_sandbox)
-    owner = owners.create_owner("fuzz@example.com", "fuzz-password")
-    router = Router(owner=owner, name="Fuzz", host=router_server.host, port=router_server.port,
-                    api_username="admin", api_password="x")
-    db.session.add_all([router, Plan(router=router, label="1h", profile="1h", price=200)])
-    for provider, credentials in CREDENTIALS.items():
-        account = PaymentAccount(owner=owner, provider=provider, label=provider, environment="sandbox",
-                                 credentials=json.dumps(credentials), public_id="pk_sandbox_shop",
-                                 settings={"networks": ["mtn"]})
-        db.session.add(account)
-        router.accounts.append(account)
-    db.session.commit()
-    provider_sandbox.add_fedapay_account(**CREDENTIALS["fedapay"], webhook_url="http://127.0.0.1:9/")
-    provider_sandbox.add_cinetpay_account(**CREDENTIALS["cinetpay"])
-    provider_sandbox.add_feexpay_account(**CREDENTIALS["feexpay"])
+    router = demo.seed_shop(router_server.host, router_server.port, ROUTER_PASSWORD, dns_name="wifi.net",
+                            email="fuzz@example.com", password="fuzz-password", router_name="Fuzz")
+    demo.register_accounts(provider_sandbox, router, "http://127.0.0.1:9")  # webhooks go nowhere
     return router
 
 

@@ -31,7 +31,7 @@ from portal.routeros.client import (
     close_all,
     router_client,
 )
-from portal.sandbox.routeros import SandboxRouter
+from sandbox.routeros import SandboxRouter
 
 ROUTER_PASSWORD = "Rtr-S3cret-2468"
 TICKET_PASSWORD = "Tk7-9931-pw"

@@ -23,7 +23,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from portal.payments.base import OrderData
-from portal.sandbox.providers import ProviderSandbox
+from sandbox.providers import ProviderSandbox
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token, fedapay_signature
 
 FEDAPAY = {"secret_key": "sk_sandbox_Kq3vT9xY2bWm", "webhook_secret": "wh_sandbox_7hJ2mN4qRr"}

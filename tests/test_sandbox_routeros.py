@@ -23,7 +23,7 @@ from librouteros.protocol import determine_length, encode_sentence
 from librouteros.query import Key, Or
 from routeros_api.exceptions import RouterOsApiCommunicationError
 
-from portal.sandbox.routeros import MESSAGES, SandboxRouter, decode_length, encode_length
+from sandbox.routeros import MESSAGES, SandboxRouter, decode_length, encode_length
 
 PASSWORD = "sandbox"
 
@@ -552,7 +552,7 @@ def test_command_line_serves(tmp_path):
     # Run from elsewhere with this interpreter's import path, so the child finds the same package.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "portal.sandbox.routeros", "--port", str(port), "--user", "owner",
+        [sys.executable, "-m", "sandbox.routeros", "--port", str(port), "--user", "owner",
          "--password", "pw", "--version", "7.16 (stable)"],
         stdout=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
     )

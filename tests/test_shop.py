@@ -185,7 +185,7 @@ def test_validly_signed_notification_for_an_unpaid_payment_makes_no_ticket(shop,
         response = requests.post(url, data=body, headers={
             "Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": fedapay_signature(secret, body, int(time.time()))})
     else:
-        fields = {"cpm_site_id": "105900", "cpm_trans_id": order.code, "cpm_amount": "200", "cpm_currency": "XOF"}
+        fields = {"cpm_site_id": CREDENTIALS["cinetpay"]["site_id"], "cpm_trans_id": order.code, "cpm_amount": "200", "cpm_currency": "XOF"}
         response = requests.post(url, data=fields, headers={"x-token": cinetpay_x_token(secret, fields)})
     assert response.status_code == 200
     event = db.session.scalar(db.select(WebhookEvent).order_by(WebhookEvent.id.desc()))

@@ -1,6 +1,6 @@
 """The English catalogue: complete, not fuzzy, placeholders intact, and in step with the code.
 
-Messages are extracted the way `make translations` does (`pybabel extract -F babel.cfg -k _l .`),
+Messages are extracted the way `make translations` does (`pybabel extract -F babel.cfg -k _l -k N_ .`),
 so a French string added to the code or templates without `make translations` and an English
 translation fails here rather than showing up in French on the English site.
 """
@@ -15,8 +15,9 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "portal" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
-# The Makefile's `translations` target passes `-k _l` (flask_babel.lazy_gettext) on top of the defaults.
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None}
+# The Makefile's `translations` target passes `-k _l` (flask_babel.lazy_gettext) and `-k N_` (the
+# payment adapters' marker) on top of the defaults.
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "N_": None}
 PLACEHOLDER = re.compile(r"%\([^)]*\)[#0 +-]*\d*(?:\.\d+)?[a-zA-Z%]")
 
 

@@ -22,8 +22,8 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from bench.staging import staged_kiosque  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Order, OrderStatus, utcnow  # noqa: E402
-from portal.sandbox import demo  # noqa: E402
 from portal.services import provisioning  # noqa: E402
+from sandbox import demo  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"

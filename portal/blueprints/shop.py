@@ -19,6 +19,7 @@ from portal import htmx
 from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
+from portal.payments import PROVIDERS
 from portal.services import orders
 
 bp = Blueprint("shop", __name__)
@@ -56,7 +57,7 @@ def _plans_page(router: Router, context: orders.HotspotContext, *, error: str | 
                 selected: Plan | None = None, status: int = 200):
     plans = [selected] if selected else [p for p in router.plans if p.active]
     accounts = router.offered_accounts
-    networks = sorted({n for a in accounts if a.provider == "feexpay" for n in a.settings.get("networks", [])})
+    networks = sorted({n for a in accounts for n in a.settings.get("networks", [])})
     return render_template(
         "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
         intent=secrets.token_urlsafe(16), error=error, form=request.form,
@@ -102,11 +103,11 @@ def load_order(code: str) -> Order:
 
 
 @bp.route("/o/<code>", methods=("GET", "POST"))
-@csrf.exempt  # CinetPay brings the buyer back with a POST
+@csrf.exempt  # some providers bring the buyer back with a POST
 def order_page(code: str):
     """Where the order stands; also every provider's return address."""
     order = load_order(code)
-    # FedaPay appends ?id=…&status=…, CinetPay posts transaction_id and token: hints to check.
+    # Providers bring the buyer back with the payment's id in the query or in a POST: a hint to check.
     orders.poll(order, returned=request.method == "POST" or "id" in request.args)
     return render_template("shop/order.html", order=order, **_order_view(order))
 
@@ -172,26 +173,20 @@ def retrieve():
 
 # -- the link shapes of the guide Kiosque replaces --------------------------------------------------
 
-SEED_LINKS = {  # route -> provider, and which query parameter carries the account's public id
-    "/buy-mikhmon": ("fedapay", "pub_key"),
-    "/buy-mikhmon-cinetpay": ("cinetpay", "siteid"),
-    "/buy-mikhmon-feexpay": ("feexpay", "siteid"),
-}
+# Path -> the provider whose buy links the guide sent there (each adapter knows its own).
+GUIDE_LINKS = {cls.guide_buy_path: cls for cls in PROVIDERS.values() if cls.guide_buy_path}
 
 
-@bp.get("/buy-mikhmon", endpoint="seed_fedapay")
-@bp.get("/buy-mikhmon-cinetpay", endpoint="seed_cinetpay")
-@bp.get("/buy-mikhmon-feexpay", endpoint="seed_feexpay")
-def seed_link():
+def guide_link():
     """A buy link of the guide: its keys find the account, nasid the router, profile and amount a plan.
 
     Only the plan's own price is ever charged; the buyer sees it and confirms before paying.
     """
-    provider, key = SEED_LINKS[request.path]
+    adapter = GUIDE_LINKS[request.path]
     args = request.args
-    account = _seed_account(provider, args.get(key, "").strip())
+    account = _guide_account(adapter.name, args.get(adapter.guide_public_id_param, "").strip())
     context = orders.HotspotContext(**{**hotspot_context(args).__dict__, "server": args.get("nasid", "")[:64]})
-    router = _seed_router(account, args.get("nasid", "").strip()) if account else None
+    router = _guide_router(account, args.get("nasid", "").strip()) if account else None
     plan = None
     if router is not None:
         plan = db.session.scalar(select(Plan).where(
@@ -204,14 +199,14 @@ def seed_link():
     return _plans_page(router, context, selected=plan)
 
 
-def _seed_account(provider: str, public_id: str) -> PaymentAccount | None:
+def _guide_account(provider: str, public_id: str) -> PaymentAccount | None:
     if not public_id:
         return None
     return db.session.scalar(select(PaymentAccount).where(
         PaymentAccount.provider == provider, PaymentAccount.public_id == public_id, PaymentAccount.active))
 
 
-def _seed_router(account: PaymentAccount, nasid: str) -> Router | None:
+def _guide_router(account: PaymentAccount, nasid: str) -> Router | None:
     """The router offering this account whose hotspot server is `nasid` (or the only one)."""
     routers = [r for r in account.routers if account in r.offered_accounts]
     named = [r for r in routers if nasid and (r.hotspot_server == nasid or
@@ -221,7 +216,11 @@ def _seed_router(account: PaymentAccount, nasid: str) -> Router | None:
     return routers[0] if len(routers) == 1 else None
 
 
+for path, adapter in GUIDE_LINKS.items():
+    bp.add_url_rule(path, f"guide_{adapter.name}", guide_link)
+
+
 @bp.get("/retrieve-mikhmon-code")
-def seed_retrieve():
+def guide_retrieve():
     """The guide's retrieval link."""
     return redirect(url_for(".retrieve"), 301)

@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 
 from portal.extensions import csrf
-from portal.payments.base import PROVIDERS
+from portal.payments import PROVIDERS
 from portal.services import orders
 
 bp = Blueprint("webhooks", __name__)
@@ -12,7 +12,7 @@ bp = Blueprint("webhooks", __name__)
 @bp.route("/webhooks/<provider>/<token>", methods=("GET", "POST"))
 @csrf.exempt  # authenticated by the secret token in the URL and the provider's signature
 def receive(provider: str, token: str):
-    """Take a provider's notification (CinetPay also checks the URL with a bare GET)."""
+    """Take a provider's notification (a bare GET is a provider checking that the URL answers)."""
     if provider not in PROVIDERS:
         return "", 404
     # The raw bytes first: signatures are computed over them, before any parsing.

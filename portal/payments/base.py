@@ -1,9 +1,12 @@
 """What every payment adapter shares: the data it exchanges with the app, its errors, its HTTP
-helper and the registry.
+helper, and the facts each one declares about its provider.
 
 Adapters take configuration and plain dataclasses and give dataclasses back; they never import
-Flask or the database. Notifications (webhooks, IPNs) are hints: the app confirms every payment
-with `fetch_status`, and compares amount and currency with its own order.
+Flask or the database. Everything the app needs to know about a provider (its name, its
+credentials, its hosts, the networks it charges, what to tell owners and buyers) is a class
+attribute of its adapter, so that the pages, the services and the router kit ask the adapter
+instead of naming providers. Notifications (webhooks, IPNs) are hints: the app confirms every
+payment with `fetch_status`, and compares amount and currency with its own order.
 """
 
 from __future__ import annotations
@@ -106,14 +109,29 @@ class InvalidNotification(PaymentError):
 E = TypeVar("E", bound=PaymentError)
 
 
+def N_(message: str) -> str:
+    """Mark a text for translation without translating it: the app translates it where it shows it."""
+    return message
+
+
 @dataclass(frozen=True)
 class CredentialField:
     """One field of the owner's payment-account form."""
 
     name: str
-    label: str
+    label: str  # French, marked with N_
     secret: bool
     required: bool = True
+
+
+@dataclass(frozen=True)
+class Network:
+    """A Mobile Money network a push provider charges, as buyers know it."""
+
+    code: str  # the provider's name for it, in its API paths
+    country: str  # ISO 3166 alpha-2, lower case
+    wallet: str  # the wallet's name, as buyers know it
+    currency: str = "XOF"
 
 
 # Country dial codes for the countries the three providers serve.
@@ -179,12 +197,38 @@ class Answer:
 
 
 class PaymentProvider(ABC):
-    """One payment provider's API, bound to one owner's credentials."""
+    """One payment provider's API, bound to one owner's credentials.
 
-    name: ClassVar[str]
-    title: ClassVar[str]
+    The class attributes are the provider's facts; texts for people are French, marked with N_.
+    """
+
+    name: ClassVar[str]  # the registry key, in webhook URLs and in the database
+    title: ClassVar[str]  # the brand, as owners know it
+    # Environment -> the API's base URL; the first is the default. FedaPay has a separate test host.
+    api_urls: ClassVar[Mapping[str, str]]
     credential_fields: ClassVar[tuple[CredentialField, ...]]
+    # The non-secret credential that the buy links of the guide Kiosque replaces carry.
+    public_id_field: ClassVar[str]
+    # Environment -> the hosts a buyer's browser must reach to pay (the hotspot's walled garden).
+    checkout_hosts: ClassVar[Mapping[str, tuple[str, ...]]]
+    # Push providers charge a phone on a network the buyer picks; hosted pages need neither.
     needs_phone: ClassVar[bool] = False
+    networks: ClassVar[Mapping[str, Network]] = {}
+    wallets: ClassVar[tuple[str, ...]] = ()  # what buyers pay with, by the names they know
+    # Headers worth keeping with a stored notification (its signature, besides the usual ones).
+    notification_headers: ClassVar[tuple[str, ...]] = ()
+    # The guide Kiosque replaces sent buyers to this path, the account's public id in this parameter.
+    guide_buy_path: ClassVar[str | None] = None
+    guide_public_id_param: ClassVar[str] = ""
+    webhook_setup: ClassVar[str]  # where the owner declares Kiosque's webhook URL (N_)
+    environment_hint: ClassVar[str] = ""  # how to tell test keys from live ones (N_)
+
+    @classmethod
+    def api_url_setting(cls, environment: str) -> str:
+        """The setting holding the API's base URL for `environment`: FEDAPAY_API_URL, FEDAPAY_SANDBOX_API_URL."""
+        default = next(iter(cls.api_urls))
+        middle = "" if environment == default else f"_{environment.upper()}"
+        return f"{cls.name.upper()}{middle}_API_URL"
 
     def __init__(
         self,
@@ -305,30 +349,3 @@ class PaymentProvider(ABC):
         if not isinstance(body, dict):
             raise self.error(ProviderUnavailable, f"unreadable answer (HTTP {status})", code="body")
         return Answer(status, body)
-
-
-PROVIDERS: dict[str, type[PaymentProvider]] = {}
-
-P = TypeVar("P", bound=type[PaymentProvider])
-
-
-def register(cls: P) -> P:
-    """Class decorator: make an adapter available to `get_provider` under its `name`."""
-    PROVIDERS[cls.name] = cls
-    return cls
-
-
-def get_provider(
-    name: str,
-    credentials: Mapping[str, str],
-    *,
-    base_url: str,
-    timeout: float = 10.0,
-    session: requests.Session | None = None,
-) -> PaymentProvider:
-    """Instantiate the adapter registered as `name` (KeyError when there is none)."""
-    return PROVIDERS[name](credentials, base_url=base_url, timeout=timeout, session=session)
-
-
-# The adapters import this module and register themselves, so they are imported last.
-from portal.payments import cinetpay, fedapay, feexpay  # noqa: E402,F401

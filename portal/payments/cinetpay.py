@@ -26,9 +26,9 @@ from portal.payments.base import (
     PaymentStatus,
     ProviderRejected,
     ProviderUnavailable,
+    N_,
     digests_equal,
     header,
-    register,
     text,
     whole_number,
 )
@@ -73,15 +73,24 @@ def amount_problem(amount: int, currency: str) -> str | None:
     return None
 
 
-@register
 class CinetPay(PaymentProvider):
     name = "cinetpay"
     title = "CinetPay"
+    api_urls = {"live": "https://api-checkout.cinetpay.com"}
     credential_fields = (
-        CredentialField("apikey", "Clé API (apikey)", secret=True),
-        CredentialField("site_id", "Identifiant du site (site_id)", secret=False),
-        CredentialField("secret_key", "Clé secrète (vérifie les notifications)", secret=True),
+        CredentialField("apikey", N_("Clé API (apikey)"), secret=True),
+        CredentialField("site_id", N_("Identifiant du site (site_id)"), secret=False),
+        CredentialField("secret_key", N_("Clé secrète (vérifie les notifications)"), secret=True),
     )
+    public_id_field = "site_id"
+    # The hosted page and what it loads; the guide's field-tested list adds the last two.
+    checkout_hosts = {"live": ("checkout.cinetpay.com", "robot-checkout.cinetpay.com", "cdn.cinetpay.com",
+                               "cdn.socket.io")}
+    wallets = ("Orange Money", "MTN MoMo", "Moov Money", "Wave")
+    notification_headers = ("x-token",)
+    guide_buy_path = "/buy-mikhmon-cinetpay"
+    guide_public_id_param = "siteid"
+    webhook_setup = N_("Kiosque la transmet à CinetPay avec chaque paiement : rien à déclarer.")
 
     @property
     def _account(self) -> dict[str, str]:

@@ -29,11 +29,11 @@ from portal.payments.base import (
     PaymentStatus,
     ProviderRejected,
     ProviderUnavailable,
+    N_,
     digests_equal,
     header,
     name_parts,
     phone_digits,
-    register,
     text,
     whole_number,
 )
@@ -58,18 +58,33 @@ TOLERANCE = 300  # seconds, as in FedaPay's SDKs
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
-@register
 class FedaPay(PaymentProvider):
     name = "fedapay"
     title = "FedaPay"
+    api_urls = {"live": "https://api.fedapay.com", "sandbox": "https://sandbox-api.fedapay.com"}
     credential_fields = (
-        CredentialField("secret_key", "Clé secrète (sk_…)", secret=True),
+        CredentialField("secret_key", N_("Clé secrète (sk_…)"), secret=True),
         # FedaPay issues it only once our webhook URL is declared, so an account starts without it:
         # until it is set, webhooks are refused and payments are confirmed by polling the API.
-        CredentialField("webhook_secret", "Secret du webhook (wh_…)", secret=True, required=False),
+        CredentialField("webhook_secret", N_("Secret du webhook (wh_…)"), secret=True, required=False),
         # Not used by the API calls; the guide's buy links carry it, so it identifies the account.
-        CredentialField("public_key", "Clé publique (pk_…)", secret=False, required=False),
+        CredentialField("public_key", N_("Clé publique (pk_…)"), secret=False, required=False),
     )
+    public_id_field = "public_key"
+    # The hosted page, the Checkout.js CDN it loads and the API it calls, per environment.
+    checkout_hosts = {
+        "live": ("process.fedapay.com", "checkout.fedapay.com", "api.fedapay.com", "cdn.fedapay.com"),
+        "sandbox": ("sandbox-process.fedapay.com", "sandbox-checkout.fedapay.com", "sandbox-api.fedapay.com",
+                    "cdn.fedapay.com"),
+    }
+    wallets = ("MTN MoMo", "Moov Money", "Celtiis Cash")
+    notification_headers = (SIGNATURE_HEADER.lower(),)
+    guide_buy_path = "/buy-mikhmon"
+    guide_public_id_param = "pub_key"
+    webhook_setup = N_("À déclarer dans le tableau de bord FedaPay (Webhooks, Nouveau webhook) : FedaPay vous "
+                       "donne alors le secret du webhook.")
+    environment_hint = N_("Les clés de test (sk_sandbox_…) ne marchent qu'en test, celles de production "
+                          "(sk_live_…) qu'en production.")
 
     def __init__(
         self,

@@ -18,6 +18,8 @@ from portal.payments.base import (
     CheckoutSession,
     CredentialField,
     InvalidNotification,
+    N_,
+    Network,
     OrderData,
     PaymentCheck,
     PaymentEvent,
@@ -27,20 +29,22 @@ from portal.payments.base import (
     ProviderUnavailable,
     name_parts,
     phone_digits,
-    register,
     text,
     whole_number,
 )
 
-# Network path segments and their countries ("celtiis_bj", not "celtiis").
-NETWORKS: dict[str, str] = {
-    "mtn": "bj", "moov": "bj", "celtiis_bj": "bj", "coris": "bj",
-    "togocom_tg": "tg", "moov_tg": "tg",
-    "mtn_ci": "ci", "moov_ci": "ci", "orange_ci": "ci", "wave_ci": "ci",
-    "orange_bf": "bf", "moov_bf": "bf",
-    "orange_sn": "sn", "free_sn": "sn", "wave_sn": "sn",
-    "mtn_cg": "cg",
-}
+# The networks by their path segment ("celtiis_bj", not "celtiis"), with the wallet buyers know.
+NETWORKS: dict[str, Network] = {n.code: n for n in (
+    Network("mtn", "bj", "MTN MoMo"), Network("moov", "bj", "Moov Money"),
+    Network("celtiis_bj", "bj", "Celtiis Cash"), Network("coris", "bj", "Coris Money"),
+    Network("togocom_tg", "tg", "T-Money"), Network("moov_tg", "tg", "Flooz"),
+    Network("mtn_ci", "ci", "MTN MoMo"), Network("moov_ci", "ci", "Moov Money"),
+    Network("orange_ci", "ci", "Orange Money"), Network("wave_ci", "ci", "Wave"),
+    Network("orange_bf", "bf", "Orange Money"), Network("moov_bf", "bf", "Moov Money"),
+    Network("orange_sn", "sn", "Orange Money"), Network("free_sn", "sn", "Free Money"),
+    Network("wave_sn", "sn", "Wave"),
+    Network("mtn_cg", "cg", "MTN MoMo", currency="XAF"),
+)}
 
 # SUCCESSFUL/PENDING/FAILED are the documented values; the others appear in SDK types and integrations.
 STATUSES: dict[str, PaymentStatus] = {
@@ -63,7 +67,7 @@ def international_phone(phone: str, network: str) -> str:
     """The digits FeexPay wants: country code included, e.g. "01 97 00 00 00" on mtn -> "2290197000000"."""
     digits = phone_digits(phone)
     # National numbers have at most 10 digits; anything longer already starts with its country code.
-    return DIAL_CODES[NETWORKS[network]] + digits if len(digits) <= 10 else digits
+    return DIAL_CODES[NETWORKS[network].country] + digits if len(digits) <= 10 else digits
 
 
 def _description(value: str) -> str:
@@ -72,15 +76,24 @@ def _description(value: str) -> str:
     return " ".join(_NOT_ALLOWED_IN_DESCRIPTION.sub(" ", plain).split())
 
 
-@register
 class FeexPay(PaymentProvider):
     name = "feexpay"
     title = "FeexPay"
-    needs_phone = True
+    api_urls = {"live": "https://api.feexpay.me"}
     credential_fields = (
-        CredentialField("shop_id", "Identifiant de la boutique (shop)", secret=False),
-        CredentialField("token", "Jeton API (fp_…)", secret=True),
+        CredentialField("shop_id", N_("Identifiant de la boutique (shop)"), secret=False),
+        CredentialField("token", N_("Jeton API (fp_…)"), secret=True),
     )
+    public_id_field = "shop_id"
+    # The buyer confirms on the phone and never leaves Kiosque's pages: nothing to open in the
+    # walled garden (FeexPay's own widget would need api.feexpay.me and api.ipify.org).
+    checkout_hosts = {"live": ()}
+    needs_phone = True
+    networks = NETWORKS
+    wallets = tuple(dict.fromkeys(n.wallet for n in NETWORKS.values()))
+    guide_buy_path = "/buy-mikhmon-feexpay"
+    guide_public_id_param = "siteid"
+    webhook_setup = N_("À déclarer dans le tableau de bord FeexPay (menu Webhook).")
 
     @property
     def _auth(self) -> dict[str, str]:

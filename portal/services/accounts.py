@@ -12,16 +12,8 @@ from sqlalchemy import exists, select
 
 from portal.extensions import db
 from portal.models import Order, Owner, PaymentAccount, Router
-from portal.payments.base import PROVIDERS, PaymentProvider, ProviderRejected, ProviderUnavailable, get_provider
-from portal.payments.feexpay import NETWORKS
-
-# Which configuration key holds each provider's API base URL, per environment.
-API_URL_SETTINGS = {
-    ("fedapay", "live"): "FEDAPAY_API_URL",
-    ("fedapay", "sandbox"): "FEDAPAY_SANDBOX_API_URL",
-    ("cinetpay", "live"): "CINETPAY_API_URL",
-    ("feexpay", "live"): "FEEXPAY_API_URL",
-}
+from portal.payments import PROVIDERS, get_provider
+from portal.payments.base import PaymentProvider, ProviderRejected, ProviderUnavailable
 
 
 # One HTTP session for the whole process: calls to a provider reuse its open TLS connections
@@ -33,15 +25,11 @@ _http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
 def provider_for(account: PaymentAccount) -> PaymentProvider:
     """The adapter for this account, pointed at the configured API and holding its credentials."""
-    environment = account.environment if account.provider == "fedapay" else "live"
-    base_url = current_app.config[API_URL_SETTINGS[(account.provider, environment)]]
+    adapter = PROVIDERS[account.provider]
+    environment = account.environment if account.environment in adapter.api_urls else next(iter(adapter.api_urls))
+    base_url = current_app.config[adapter.api_url_setting(environment)]
     return get_provider(account.provider, account.secrets, base_url=base_url,
                         timeout=current_app.config["PROVIDER_TIMEOUT"], session=_http)
-
-
-# The non-secret credential the seed guide's buy links carry, kept apart as `public_id`.
-PUBLIC_ID_FIELDS = {"fedapay": "public_key", "cinetpay": "site_id", "feexpay": "shop_id"}
-ENVIRONMENTS = ("live", "sandbox")  # FedaPay's two API hosts; the others have one
 
 
 class AccountError(ValueError):
@@ -71,29 +59,32 @@ def save_account(
 ) -> PaymentAccount:
     """Create or update an account of `provider` (the account's own when editing).
 
-    `values` holds label, active, environment (FedaPay), networks (FeexPay) and the provider's
-    non-secret credential fields; `secrets` its secret fields, where a blank one keeps the stored
-    value so the owner never has to type a key again to change something else.
+    `values` holds label, active, environment (for providers with a test host), networks (for
+    push providers) and the provider's non-secret credential fields; `secrets` its secret
+    fields, where a blank one keeps the stored value so the owner never has to type a key again
+    to change something else.
     """
+    adapter = PROVIDERS[provider]
     label = (values.get("label") or "").strip()
     if not label:
         raise AccountError("label", _("Ce champ est obligatoire."))
     stored = account.secrets if account is not None else {}
     credentials = {}
-    for f in PROVIDERS[provider].credential_fields:
+    for f in adapter.credential_fields:
         given = ((secrets if f.secret else values).get(f.name) or "").strip()
         credentials[f.name] = given or (stored.get(f.name, "") if f.secret else "")
         if f.required and not credentials[f.name]:
             raise AccountError(f.name, _("Ce champ est obligatoire."))
-    environment = values.get("environment") if provider == "fedapay" else "live"
-    if environment not in ENVIRONMENTS:
+    environments = list(adapter.api_urls)
+    environment = values.get("environment") if len(environments) > 1 else environments[0]
+    if environment not in environments:
         raise AccountError("environment", _("Choisissez l'environnement de production ou de test."))
     settings = {}
-    if provider == "feexpay":
+    if adapter.networks:
         chosen = set(values.get("networks") or ())
-        if not chosen or not chosen <= NETWORKS.keys():
+        if not chosen or not chosen <= adapter.networks.keys():
             raise AccountError("networks", _("Cochez au moins un réseau parmi ceux proposés."))
-        settings["networks"] = [n for n in NETWORKS if n in chosen]
+        settings["networks"] = [n for n in adapter.networks if n in chosen]
 
     if account is None:
         account = PaymentAccount(owner_id=owner.id, provider=provider)
@@ -102,7 +93,7 @@ def save_account(
     account.active = bool(values["active"])
     account.environment = environment
     account.credentials = json.dumps(credentials)
-    account.public_id = credentials[PUBLIC_ID_FIELDS[provider]]
+    account.public_id = credentials[adapter.public_id_field]
     account.settings = settings
     db.session.commit()
     return account

@@ -1,7 +1,8 @@
 """What owners of the guide Kiosque replaces already have, read back into routers and plans.
 
-Two things can be pasted (seed-guide.md): the webhook URL with its `mik*` parameters (FedaPay
-owners have them as header lines, `mikadminuser: admin`), which gives the router's settings;
+Two things can be pasted (docs/routeros.md#the-hosted-guides-parameters-and-links): the webhook
+URL with its `mik*` parameters (owners whose provider takes no query string have them as header
+lines, `mikadminuser: admin`), which gives the router's settings;
 and the buy links of their login.html, which give its plans. The parsers are pure: they return
 dataclasses or raise GuideError, whatever the text; `import_buy_links` then saves the plans.
 """
@@ -22,7 +23,7 @@ MAX_LINKS = 100
 CURRENCY_ALIASES = {"FCFA": "XOF", "CFA": "XOF", "F CFA": "XOF"}  # the guide's West African francs
 MAX_PRICE = 10_000_000  # as on the plan form
 
-_HEADER = re.compile(r"\s*(mik[a-z]+)\s*[:\t]\s*(.*?)\s*", re.IGNORECASE)  # FedaPay's `name: value`
+_HEADER = re.compile(r"\s*(mik[a-z]+)\s*[:\t]\s*(.*?)\s*", re.IGNORECASE)  # a header list's `name: value`
 _HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _CALLBACK_PATH = re.compile(r"/pay_callback/[a-z]+/([^/?#]+)")
 _PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")
@@ -102,11 +103,11 @@ def _guide_parameters(text: str) -> tuple[dict[str, str], str]:
 
 
 def parse_webhook(text: str) -> GuideRouter:
-    """Read the guide's webhook URL or FedaPay header list into router settings."""
+    """Read the guide's webhook URL, or the header list it has owners declare to their provider, into router settings."""
     params, name = _guide_parameters(text)
     if not params:
         raise GuideError([_("Aucun paramètre du guide (mikadminuser, mikusermode…) n'a été trouvé. Collez "
-                            "l'URL de notification complète ou la liste des en-têtes FedaPay.")])
+                            "l'URL de notification complète ou la liste des en-têtes (mikadminuser: …) du guide.")])
     values: dict = {}
     problems: list[str] = []
     notes: list[str] = []

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from portal import deferred
 from portal.extensions import db
 from portal.models import Order, OrderEvent, OrderStatus, PaymentAccount, Plan, Router, Ticket, WebhookEvent, utcnow
+from portal.payments import PROVIDERS
 from portal.payments.base import (
     InvalidNotification,
     OrderData,
@@ -38,8 +39,8 @@ RETRY_BACKOFF = (5, 15, 30, 60, 120, 300)  # seconds before each new provisionin
 # Statuses from which a confirmed payment moves an order to "paid": money received always
 # becomes a ticket, even after the order was given up as failed or expired.
 PAYABLE = (OrderStatus.CREATED, OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.EXPIRED)
-# Only the headers worth keeping with a stored webhook.
-KEPT_HEADERS = ("content-type", "user-agent", "x-fedapay-signature", "x-token", "x-forwarded-for")
+# The headers worth keeping with any stored webhook; adapters add their signature's.
+KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
 
 
 class PurchaseError(Exception):
@@ -98,16 +99,16 @@ def start_purchase(router: Router, *, plan_id: int | None, account_id: int | Non
     if plan is None or account is None:
         raise PurchaseError(_("Ce forfait ou ce moyen de paiement n'est plus proposé. Choisissez à nouveau."))
     phone = "".join(ch for ch in phone if ch.isdigit() or ch == "+")[:20]
-    if account.provider == "feexpay":
-        if not phone:
-            raise PurchaseError(_("Indiquez le numéro Mobile Money qui va payer."))
-        if network not in account.settings.get("networks", []):
-            raise PurchaseError(_("Choisissez votre réseau Mobile Money."))
+    adapter = PROVIDERS[account.provider]
+    if adapter.needs_phone and not phone:
+        raise PurchaseError(_("Indiquez le numéro Mobile Money qui va payer."))
+    if adapter.networks and network not in account.settings.get("networks", []):
+        raise PurchaseError(_("Choisissez votre réseau Mobile Money."))
     order = Order(
         intent=intent, owner_id=router.owner_id, router=router, plan_id=plan.id, account=account,
         provider=account.provider, plan_label=plan.label, profile=plan.profile, time_limit=plan.time_limit,
         data_limit_bytes=plan.data_limit_bytes, amount=plan.price, currency=plan.currency,
-        payer_phone=phone, network=network if account.provider == "feexpay" else "",
+        payer_phone=phone, network=network if adapter.networks else "",
         client_mac=context.mac, client_ip=context.ip, link_orig=context.dst, hotspot_server=context.server,
     )
     db.session.add(order)
@@ -306,10 +307,11 @@ def handle_notification(provider: str, token: str, *, method: str, body: bytes, 
     event = WebhookEvent(
         provider=provider, account_id=account.id, method=method,
         body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),  # databases refuse NUL
-        headers={k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS},
+        headers={k.lower(): v for k, v in headers.items()
+                 if k.lower() in KEPT_HEADERS + PROVIDERS[provider].notification_headers},
     )
     db.session.add(event)
-    if method != "POST":  # CinetPay checks the URL answers with a bare GET
+    if method != "POST":  # a provider checking that the URL answers, with a bare GET
         event.outcome = "ping"
         db.session.commit()
         return 200

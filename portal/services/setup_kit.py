@@ -2,14 +2,10 @@
 
 Decisions, for whoever changes them:
 
-- Walled garden (providers.md §1.7, §2.6, §3.7, §4): one `/ip hotspot walled-garden ip` entry
-  per host the buyer's browser must reach before paying: Kiosque itself, then each offered
-  account's checkout hosts. FedaPay's hosted page, its Checkout.js CDN and the API it calls
-  differ between live and sandbox. CinetPay's hosted page also loads from `cdn.cinetpay.com`,
-  and the guide's field-tested list adds `robot-checkout.cinetpay.com` and `cdn.socket.io`.
-  FeexPay needs none: Kiosque uses its USSD push, so the buyer's browser only ever talks to
-  Kiosque (its widget hosts, `api.feexpay.me` and `api.ipify.org`, are never loaded).
-  Provider APIs that only Kiosque's server calls (`api-checkout.cinetpay.com`) stay out.
+- Walled garden: one `/ip hotspot walled-garden ip` entry per host the buyer's browser must
+  reach before paying: Kiosque itself, then each offered account's checkout hosts, which each
+  adapter declares per environment (`checkout_hosts`). Provider APIs that only Kiosque's server
+  calls stay out.
 - API user: group `kiosque` with `api,read,write`. `api` lets it log in over the API, `read`
   covers every print (facts, profiles, hotspot users), `write` covers hotspot user add/remove
   and `/ip/hotspot/active/login`. Nothing more: `test` is for ping, traceroute and the like,
@@ -42,6 +38,7 @@ from markupsafe import Markup, escape
 from portal import crypto, formatting
 from portal.extensions import db
 from portal.models import PaymentAccount, Plan, Router
+from portal.payments import PROVIDERS
 from portal.services import routers as router_service
 
 log = logging.getLogger(__name__)
@@ -52,17 +49,6 @@ API_POLICY = "api,read,write"
 COMMENT = "kiosque"
 PASSWORD_LENGTH = 24
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
-# Checkout hosts by provider and account environment ("live" for providers that have one).
-PROVIDER_HOSTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "fedapay": {
-        "live": ("process.fedapay.com", "checkout.fedapay.com", "api.fedapay.com", "cdn.fedapay.com"),
-        "sandbox": ("sandbox-process.fedapay.com", "sandbox-checkout.fedapay.com", "sandbox-api.fedapay.com",
-                    "cdn.fedapay.com"),
-    },
-    "cinetpay": {"live": ("checkout.cinetpay.com", "robot-checkout.cinetpay.com", "cdn.cinetpay.com",
-                          "cdn.socket.io")},
-    "feexpay": {"live": ()},
-}
 # The hotspot context a login page hands to Kiosque's plans page (routeros.md §E.4), filled in by the router.
 HOTSPOT_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
 LOGIN_METHODS = frozenset({"cookie", "http-chap", "http-pap", "https", "mac", "trial", "mac-cookie"})
@@ -132,8 +118,9 @@ def source_address() -> str:
 
 
 def provider_hosts(account: PaymentAccount) -> tuple[str, ...]:
-    hosts = PROVIDER_HOSTS[account.provider]
-    return hosts.get(account.environment, hosts["live"])
+    """The hosts a buyer's browser must reach to pay through this account."""
+    hosts = PROVIDERS[account.provider].checkout_hosts
+    return hosts.get(account.environment) or next(iter(hosts.values()))
 
 
 def walled_garden_hosts(router: Router, kiosque_host: str) -> list[str]:

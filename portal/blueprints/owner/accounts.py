@@ -3,7 +3,6 @@
 from typing import Any, ClassVar
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -16,28 +15,16 @@ from portal import htmx
 from portal.blueprints import positive_int
 from portal.blueprints.owner.forms import NAME
 from portal.blueprints.owner.routers import load_router
+from portal.formatting import network_title
 from portal.models import PaymentAccount
-from portal.payments.base import PROVIDERS, CredentialField, PaymentProvider
-from portal.payments.feexpay import NETWORKS
+from portal.payments import PROVIDERS
+from portal.payments.base import CredentialField, PaymentProvider
 from portal.services import accounts as account_service
 
 bp = Blueprint("accounts", __name__)
 
-# The adapters' labels stay out of the pages so that they can be translated here.
-CREDENTIAL_LABELS = {
-    ("fedapay", "secret_key"): _l("Clé secrète (sk_…)"),
-    ("fedapay", "webhook_secret"): _l("Secret du webhook (wh_…)"),
-    ("fedapay", "public_key"): _l("Clé publique (pk_…)"),
-    ("cinetpay", "apikey"): _l("Clé API (apikey)"),
-    ("cinetpay", "site_id"): _l("Identifiant du site (site_id)"),
-    ("cinetpay", "secret_key"): _l("Clé secrète (vérifie les notifications)"),
-    ("feexpay", "shop_id"): _l("Identifiant de la boutique (shop)"),
-    ("feexpay", "token"): _l("Jeton API (fp_…)"),
-}
-ENVIRONMENT_CHOICES = [SelectChoice("live", _l("Production (live)")), SelectChoice("sandbox", _l("Test (sandbox)"))]
-# Brand of each FeexPay network code's first part ("mtn_ci" -> MTN); the country comes from Babel.
-NETWORK_BRANDS = {"mtn": "MTN", "moov": "Moov", "celtiis": "Celtiis", "coris": "Coris Money", "togocom": "Togocom",
-                  "orange": "Orange", "wave": "Wave", "free": "Free"}
+# The names of the environments adapters declare (some providers have a test host beside production).
+ENVIRONMENT_LABELS = {"live": _l("Production (live)"), "sandbox": _l("Test (sandbox)")}
 KEY = Regexp(r"^[\x21-\x7e]+$", message=_l("Une clé ne contient ni espace ni accent."))
 
 
@@ -66,31 +53,27 @@ class AccountForm(FlaskForm):
         return {f.name: self[f.name].data or "" for f in self.adapter.credential_fields if f.secret}
 
 
-def _credential_field(provider: str, credential: CredentialField) -> Field:
+def _credential_field(credential: CredentialField) -> Field:
     """Secrets are password inputs, never filled back; a blank one on edit keeps the stored value."""
-    label = CREDENTIAL_LABELS[(provider, credential.name)]
+    label = _l(credential.label)
     if credential.secret:
         return PasswordField(label, filters=[_strip], validators=[Optional(), Length(max=200), KEY])
     presence = InputRequired() if credential.required else Optional()
     return StringField(label, filters=[_strip], validators=[presence, Length(max=120), KEY])
 
 
-def _network_choices() -> list[SelectChoice]:
-    territories = get_locale().territories
-    return [SelectChoice(code, f"{NETWORK_BRANDS[code.split('_')[0]]} ({territories[country.upper()]})")
-            for code, country in NETWORKS.items()]
-
-
 def account_form(provider: str, account: PaymentAccount | None, **form_args: Any) -> AccountForm:
     """The form of one provider's account, filled from `account` (its secrets excepted)."""
     adapter = PROVIDERS[provider]
-    fields: dict[str, Any] = {f.name: _credential_field(provider, f) for f in adapter.credential_fields}
-    if provider == "fedapay":
-        fields["environment"] = SelectField(_l("Environnement"), choices=ENVIRONMENT_CHOICES, default="live")
-    if provider == "feexpay":
+    fields: dict[str, Any] = {f.name: _credential_field(f) for f in adapter.credential_fields}
+    if len(adapter.api_urls) > 1:
+        choices = [SelectChoice(env, ENVIRONMENT_LABELS.get(env, env)) for env in adapter.api_urls]
+        fields["environment"] = SelectField(_l("Environnement"), choices=choices, default=choices[0].value)
+    if adapter.networks:
         fields["networks"] = SelectMultipleField(_l("Réseaux activés sur votre boutique"),
-                                                 choices=_network_choices(), widget=ListWidget(prefix_label=False),
-                                                 option_widget=CheckboxInput())
+                                                 choices=[SelectChoice(code, network_title(code))
+                                                          for code in adapter.networks],
+                                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     form_class = type(f"{adapter.title}AccountForm", (AccountForm,), {"adapter": adapter, **fields})
     initial = None
     if account is not None:
@@ -102,12 +85,11 @@ def account_form(provider: str, account: PaymentAccount | None, **form_args: Any
 
 @bp.app_template_filter("account_provider")
 def account_provider(account: PaymentAccount) -> str:
-    """The provider's name, with the environment for FedaPay (the only one that has two)."""
-    title = PROVIDERS[account.provider].title
-    if account.provider != "fedapay":
-        return title
-    environment = next(c.label for c in ENVIRONMENT_CHOICES if c.value == account.environment)
-    return f"{title} · {environment}"
+    """The provider's name, with the environment when the provider has several."""
+    adapter = PROVIDERS[account.provider]
+    if len(adapter.api_urls) < 2:
+        return adapter.title
+    return f"{adapter.title} · {ENVIRONMENT_LABELS.get(account.environment, account.environment)}"
 
 
 @bp.before_request

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.blueprints import positive_int
 from portal.extensions import db
 from portal.models import Order, OrderStatus
-from portal.payments.base import PROVIDERS
+from portal.payments import PROVIDERS
 from portal.services import dashboard, orders
 
 bp = Blueprint("sales", __name__)

@@ -7,7 +7,7 @@ and error texts follow shared/reference/routeros.md (§C, §D and its simulator 
 code that works against it should work against a router. Fault knobs (latency, hang, drop,
 refuse, RouterOS 7.18 ``!empty``) let tests exercise timeouts and reconnects.
 
-Run alone: ``python -m portal.sandbox.routeros --port 8728 --user admin --password PASS``.
+Run alone: ``python -m sandbox.routeros --port 8728 --user admin --password PASS``.
 """
 
 from __future__ import annotations

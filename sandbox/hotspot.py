@@ -14,8 +14,10 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Router
 from portal.routeros.client import RouterAddress, RouterClient, RouterError
+from sandbox import allow_inline
 
-bp = Blueprint("hotspot", __name__)
+bp = Blueprint("hotspot", __name__, template_folder="templates")
+bp.after_request(allow_inline)
 
 COOKIE = "sandbox_hotspot_client"
 WANTED_PAGE = "http://example.com/"

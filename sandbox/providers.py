@@ -58,6 +58,9 @@ from flask import Blueprint, Flask, Response, jsonify, redirect, request, url_fo
 from markupsafe import Markup
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from portal.payments import PROVIDERS as ADAPTERS
+from sandbox import allow_inline
+
 URL_PREFIX = "/sandbox"
 PROVIDERS = ("fedapay", "cinetpay", "feexpay")
 OUTCOMES = ("approve", "decline", "cancel")
@@ -268,6 +271,11 @@ class ProviderSandbox:
             raise KeyError(provider)
         return f"{self.base_url}/{provider}"
 
+    def api_settings(self) -> dict[str, str]:
+        """The app settings that send every payment adapter's calls here."""
+        return {adapter.api_url_setting(environment): self.api_url(name, environment)
+                for name, adapter in ADAPTERS.items() for environment in adapter.api_urls}
+
     def phone_url(self, reference: str) -> str:
         """The page standing for the buyer's phone prompt of a FeexPay push."""
         if self.base_url is None:
@@ -289,6 +297,17 @@ class ProviderSandbox:
                 "webhook_secret": webhook_secret,
                 "webhook_url": webhook_url,
             }
+
+    def add_account(self, provider: str, credentials: dict[str, str], *, webhook_url: str) -> None:
+        """Register an account's credentials, as its owner's dashboard at the provider would hold them."""
+        if provider == "fedapay":
+            self.add_fedapay_account(**credentials, webhook_url=webhook_url)
+        elif provider == "cinetpay":
+            self.add_cinetpay_account(**credentials)  # CinetPay takes the notify_url with each payment
+        elif provider == "feexpay":
+            self.add_feexpay_account(**credentials, webhook_url=webhook_url)
+        else:
+            raise KeyError(provider)
 
     def add_cinetpay_account(self, *, apikey: str, site_id: str, secret_key: str) -> None:
         with self._lock:
@@ -447,6 +466,7 @@ class ProviderSandbox:
             if csrf is not None:
                 csrf.exempt(bp)
 
+        bp.after_request(allow_inline)
         fedapay = "/fedapay/<any(live, sandbox):environment>/v1/transactions"
         feexpay = "/feexpay/api/transactions/public"
         # (rule, endpoint, view, methods); the outage knob reaches the API calls, not the pages.

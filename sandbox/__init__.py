@@ -1,0 +1,48 @@
+"""Stand-ins for the outside world: a RouterOS API server, the payment providers' APIs and hosted
+pages, and a hotspot login page. Kiosque itself never imports this package.
+
+The demo (`flask --app sandbox demo`), the tests and the benchmarks use it: `mount(app)` serves
+the provider look-alikes and the hotspot page under /sandbox on a Kiosque app and points its
+payment adapters at them.
+"""
+
+from flask import Flask
+
+SANDBOX_PREFIX = "/sandbox"
+# The look-alikes play other sites, whose pages carry their own inline scripts and styles.
+SANDBOX_CSP = "default-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+def mount(app: Flask):
+    """Serve the sandbox providers and hotspot page under /sandbox on this app; returns the providers."""
+    from sandbox import hotspot
+    from sandbox.providers import ProviderSandbox
+
+    providers = ProviderSandbox(public_url=app.config["PUBLIC_URL"])
+    app.extensions["kiosque.provider_sandbox"] = providers
+    app.register_blueprint(providers.blueprint(), url_prefix=SANDBOX_PREFIX)
+    app.register_blueprint(hotspot.bp, url_prefix=SANDBOX_PREFIX + "/hotspot")
+    point_adapters_at(app, providers)
+    return providers
+
+
+def allow_inline(response):
+    """The sandbox's own page policy (a blueprint hook runs before the app's, whose headers are defaults)."""
+    response.headers["Content-Security-Policy"] = SANDBOX_CSP
+    return response
+
+
+def point_adapters_at(app: Flask, providers) -> None:
+    """Send every payment adapter's calls to the sandbox providers."""
+    app.config.update(providers.api_settings())
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Kiosque with the sandbox mounted and the `demo` command: `flask --app sandbox demo`."""
+    from portal import create_app as create_kiosque
+    from sandbox import demo
+
+    app = create_kiosque(test_config)
+    mount(app)
+    app.cli.add_command(demo.demo_command)
+    return app
