@@ -1,4 +1,5 @@
-"""The data model (DESIGN.md §3), SQLAlchemy 2.0 typed style."""
+"""The data model, SQLAlchemy 2.0 typed style: owners, their routers, plans and payment accounts,
+orders with their timeline, tickets, and provider callbacks as they arrived."""
 
 import json
 import secrets
@@ -12,7 +13,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.crypto import EncryptedText
 from portal.extensions import db
-from portal.routeros.client import RouterAddress
 
 
 def utcnow() -> datetime:
@@ -100,17 +100,6 @@ class Router(db.Model):
     @property
     def offered_accounts(self) -> list["PaymentAccount"]:
         return [a for a in self.accounts if a.active]
-
-    def address(self, timeout: float) -> RouterAddress:
-        return RouterAddress(
-            host=self.host,
-            port=self.port,
-            username=self.api_username,
-            password=self.api_password,
-            use_tls=self.use_tls,
-            tls_verify=self.tls_verify,
-            timeout=timeout,
-        )
 
     @property
     def profile_names(self) -> list[str]:

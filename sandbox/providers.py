@@ -1,6 +1,6 @@
 """HTTP look-alikes of the FedaPay, CinetPay and FeexPay APIs, for the tests and `make run`.
 
-They follow the simulator checklists of reference/providers.md: the same paths, field names,
+They follow docs/providers.md (#sandbox-look-alikes): the same paths, field names,
 status values, error bodies and signature schemes, with hosted pages to approve, decline or
 cancel a payment, and knobs that reproduce what goes wrong in real life. None of this code is
 shared with the adapters in portal/payments, so the tests check one against the other.

@@ -3,7 +3,7 @@
 It speaks the real wire protocol over TCP (optionally TLS, like api-ssl) and keeps a small
 hotspot in memory: users, user profiles with Mikhmon on-login headers, servers, server
 profiles, hosts, active sessions, scripts and walled-garden entries. Field names, reply shapes
-and error texts follow shared/reference/routeros.md (§C, §D and its simulator checklist), so
+and error texts follow docs/routeros.md (#what-the-sandbox-router-must-reproduce), so
 code that works against it should work against a router. Fault knobs (latency, hang, drop,
 refuse, RouterOS 7.18 ``!empty``) let tests exercise timeouts and reconnects.
 
@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 # Every text the sandbox sends back in a !trap or !fatal, in one place. The first group was seen
-# on real routers (routeros.md §C.2, §C.3). The active/login texts are the hotspot's own
+# on real routers (docs/routeros.md#error-texts). The active/login texts are the hotspot's own
 # errors.txt messages; whether /ip/hotspot/active/login returns exactly these is unverified
-# (§G.1), and so are "no such host", "unknown parameter", "invalid value for argument" and
+# (docs/routeros.md#active-login), and so are "no such host", "unknown parameter", "invalid value for argument" and
 # "invalid query".
 MESSAGES: dict[str, str] = {
     "bad_login": "invalid user name or password (6)",
@@ -57,7 +57,7 @@ HANDSHAKE_TIMEOUT = 5.0
 ACCEPT_POLL = 0.5  # the accept loop wakes this often to notice stop() and mode changes
 MAX_WORD = 64 * 1024 * 1024  # refuse absurd lengths instead of allocating them
 
-# Mikhmon user profiles (routeros.md §B.1, §B.2): the header, then a body paraphrasing what
+# Mikhmon user profiles (docs/routeros.md#on-login-header, #expiry-scheduler): the header, then a body paraphrasing what
 # Mikhmon writes (expiry scheduler, optional sale record, optional MAC lock).
 _EXPIRY_BODY = (
     '{:local comment [/ip hotspot user get [/ip hotspot user find where name="$user"] comment];'
@@ -100,7 +100,7 @@ _SEED_PROFILES: tuple[tuple[str, str, int, str, int, bool, str], ...] = (
 )
 
 
-# --- wire format (routeros.md §C.1) ----------------------------------------------------------
+# --- wire format (docs/routeros.md#words-and-length-encoding) ----------------------------------------------------------
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not RouterOS API words."""
@@ -180,7 +180,7 @@ def format_duration(seconds: int) -> str:
 
 
 def _new_clock_format(version: str) -> bool:
-    """RouterOS 7.10 changed dates from ``jun/15/2024`` to ``2024-06-15`` (routeros.md §B.2)."""
+    """RouterOS 7.10 changed dates from ``jun/15/2024`` to ``2024-06-15`` (docs/routeros.md#routeros-710-date-format)."""
     match = re.match(r"(\d+)\.(\d+)", version)
     return match is not None and (int(match[1]), int(match[2])) >= (7, 10)
 
@@ -753,7 +753,7 @@ class SandboxRouter:
         server = fields.get("server", "all")
         if server != "all" and not self._servers.find(name=server):
             raise _Trap(MESSAGES["bad_server"])
-        # The scope of "for this server" is unverified (§G.3): here "all" clashes with every server.
+        # The scope of "for this server" is unverified (docs/routeros.md#hotspot-users): here "all" clashes with every server.
         for other in self._users.find(name=fields["name"]):
             other_server = other.get("server", "all")
             if other[".id"] != own_id and (server == other_server or "all" in (server, other_server)):
@@ -833,7 +833,7 @@ class SandboxRouter:
         return [["!done"]]
 
     def _run_mikhmon_on_login(self, user: dict[str, str], profile: dict[str, str], ip: str, mac: str) -> None:
-        """What Mikhmon's on-login script does (routeros.md §B.2), done at once instead of after delays."""
+        """What Mikhmon's on-login script does (docs/routeros.md#routeros-710-date-format), done at once instead of after delays."""
         header = parse_mikhmon_header(profile.get("on-login", ""))
         if header is None:
             return

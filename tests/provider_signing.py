@@ -1,4 +1,4 @@
-"""The providers' notification signatures, written again from reference/providers.md.
+"""The providers' notification signatures, written again from docs/providers.md.
 
 Deliberately independent of portal/payments and portal/sandbox: tests sign with these and check
 what the sandbox sends with these, so a mistake shared by both would have to be made three times.

@@ -1,4 +1,4 @@
-"""The provider sandbox speaks each API as reference/providers.md describes, over real HTTP.
+"""The provider sandbox speaks each API as docs/providers.md describes, over real HTTP.
 
 These tests talk to the sandbox with plain requests, never through the adapters, and check
 signatures with tests/provider_signing.py. The fixtures and helpers here are shared with the

@@ -1,4 +1,4 @@
-"""The sandbox router speaks RouterOS API as routeros.md describes it.
+"""The sandbox router speaks RouterOS API as docs/routeros.md describes it.
 
 Checked with two independent clients (routeros-api and librouteros) and with raw sockets whose
 framing comes from librouteros's codec or is written out byte by byte.

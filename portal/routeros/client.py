@@ -1,6 +1,6 @@
 """The app's RouterOS API client, over routeros-api.
 
-routeros-api speaks the protocol; this module adds what it lacks (reference routeros.md §D):
+routeros-api speaks the protocol; this module adds what it lacks (docs/routeros.md#routeros-api-client-library):
 a lock per connection (the library is not thread-safe), the timeout on connect and on every
 read, one reconnect-and-retry when a reused connection turns out to be dead, no socket left
 open after a failed login, and typed errors whose text is built only from safe parts. The
@@ -103,7 +103,7 @@ def _unverified_tls_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    # api-ssl without a certificate only offers anonymous Diffie-Hellman (routeros.md §C.1),
+    # api-ssl without a certificate only offers anonymous Diffie-Hellman (docs/routeros.md#api-and-api-ssl),
     # which OpenSSL's DEFAULT list drops for good; offer it last. Nothing is verified here anyway.
     context.set_ciphers("HIGH:+aNULL:@SECLEVEL=0")
     return context

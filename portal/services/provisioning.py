@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.models import Order, Plan, Router, Ticket, TicketStatus, utcnow
 from portal.routeros import credentials
 from portal.routeros.client import RouterClient, RouterCommandError, RouterError, router_client
+from portal.services.routers import router_address
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _draw_credentials(router: Router, tag: str) -> tuple[credentials.Credentials
 
 
 def _client(router: Router) -> RouterClient:
-    return router_client(router.address(current_app.config["ROUTER_TIMEOUT"]))
+    return router_client(router_address(router))
 
 
 def provision(ticket: Ticket) -> Ticket:

@@ -20,6 +20,7 @@ from portal.models import Order, OrderStatus, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
 from portal.services import notifications, orders
+from portal.services.routers import router_address
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def check_routers() -> list[str]:
     )).all()
     alerts = []
     for router in routers:
-        client = RouterClient(router.address(current_app.config["ROUTER_TIMEOUT"]))
+        client = RouterClient(router_address(router))
         try:
             client.facts()
             reachable, error = True, ""

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import Order, Owner, Router, utcnow
 from portal.routeros import mikhmon
 from portal.routeros.client import (
+    RouterAddress,
     RouterAuthFailed,
     RouterClient,
     RouterCommandError,
@@ -44,6 +45,14 @@ class ConnectionReport:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def router_address(router: Router) -> RouterAddress:
+    """Where and how Kiosque reaches this router's API."""
+    return RouterAddress(
+        host=router.host, port=router.port, username=router.api_username, password=router.api_password,
+        use_tls=router.use_tls, tls_verify=router.tls_verify, timeout=current_app.config["ROUTER_TIMEOUT"],
+    )
 
 
 def owned_router(owner: Owner, router_id: int) -> Router | None:
@@ -100,9 +109,8 @@ def describe_router_error(exc: RouterError) -> str:
 
 def test_connection(router: Router) -> ConnectionReport:
     """Ask the router who it is and how its hotspot is set up; keep those facts on the router."""
-    address = router.address(current_app.config["ROUTER_TIMEOUT"])
     try:
-        with closing(RouterClient(address)) as client:
+        with closing(RouterClient(router_address(router))) as client:
             facts = client.facts()
             servers = client.hotspot_servers()
             server_profiles = client.server_profiles()

@@ -49,7 +49,7 @@ API_POLICY = "api,read,write"
 COMMENT = "kiosque"
 PASSWORD_LENGTH = 24
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
-# The hotspot context a login page hands to Kiosque's plans page (routeros.md §E.4), filled in by the router.
+# The hotspot context a login page hands to Kiosque's plans page (docs/routeros.md#passing-the-hotspot-context-to-kiosque), filled in by the router.
 HOTSPOT_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
 LOGIN_METHODS = frozenset({"cookie", "http-chap", "http-pap", "https", "mac", "trial", "mac-cookie"})
 
