@@ -32,7 +32,6 @@ from staging import percentile
 from portal import create_app
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent
-from portal.services.orders import as_utc
 from sandbox import demo
 from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
@@ -116,7 +115,7 @@ def main() -> None:
                                              .where(WebhookEvent.order_id == order.id))
                 created = db.session.scalar(db.select(Ticket.created_on_router_at).where(Ticket.order_id == order.id))
                 if received and created:
-                    latencies.append((as_utc(created) - as_utc(received)).total_seconds() * 1000)
+                    latencies.append((created - received).total_seconds() * 1000)
             lost = sum(o.status != OrderStatus.PROVISIONED for o in orders)
     finally:
         web.terminate()

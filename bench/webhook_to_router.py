@@ -27,8 +27,7 @@ from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent
 from portal.payments.base import PaymentProvider
 from portal.routeros.client import RouterClient
-from portal.services import orders as order_service
-from portal.services.orders import as_utc
+from portal.services import webhook_intake
 
 _waiting = threading.local()
 OWN_OVERHEAD: list[float] = []  # ms per webhook, outside the provider's and the router's round trips
@@ -49,7 +48,7 @@ def _clock_round_trips(cls, name: str) -> None:
 
 
 def _clock_webhooks() -> None:
-    real = order_service.handle_notification
+    real = webhook_intake.receive
 
     @wraps(real)
     def timed(*args, **kwargs):
@@ -59,7 +58,7 @@ def _clock_webhooks() -> None:
         finally:
             OWN_OVERHEAD.append((time.perf_counter() - started - _waiting.seconds) * 1000)
 
-    order_service.handle_notification = timed
+    webhook_intake.receive = timed
 
 
 _clock_round_trips(PaymentProvider, "request")
@@ -99,7 +98,7 @@ def run(orders: int, latency_ms: int, database: str | None) -> dict:
         for order in db.session.scalars(db.select(Order)):
             received = db.session.scalar(db.select(db.func.min(WebhookEvent.received_at)).where(WebhookEvent.order_id == order.id))
             created = db.session.scalar(db.select(Ticket.created_on_router_at).where(Ticket.order_id == order.id))
-            delays.append((as_utc(created) - as_utc(received)).total_seconds() * 1000)
+            delays.append((created - received).total_seconds() * 1000)
         return {"latency": latency_ms, "orders": orders, "median": statistics.median(delays),
                 "own": statistics.median(OWN_OVERHEAD), "own95": percentile(OWN_OVERHEAD, 0.95),
                 "p95": percentile(delays, 0.95), "p99": percentile(delays, 0.99), "each": elapsed / orders * 1000}

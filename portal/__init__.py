@@ -6,7 +6,8 @@ from werkzeug.routing import IntegerConverter
 from portal import config, deferred, formatting, logging_setup, security
 from portal import extensions as ext
 from portal.blueprints import MAX_ID
-from portal.crypto import cipher_from_config, render_migration_type
+from portal.columns import render_migration_type
+from portal.crypto import cipher_from_config
 
 
 def create_app(test_config: dict | None = None) -> Flask:

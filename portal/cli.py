@@ -12,7 +12,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
 from portal.routeros.client import RouterError
-from portal.services import keys, owners, provisioning, reconcile
+from portal.services import keys, owners, provisioning, worker as sweeps
 
 owner_cli = AppGroup("owner", help="Owner accounts.")
 ticket_cli = AppGroup("ticket", help="Tickets.")
@@ -74,7 +74,7 @@ def worker(once: bool, interval: float | None) -> None:
     """Catch up on what webhooks and buyers' pages missed: tickets, provider checks, emails, alerts."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report = reconcile.run(interval or current_app.config["WORKER_INTERVAL"], stop, once=once)
+    report = sweeps.run(interval or current_app.config["WORKER_INTERVAL"], stop, once=once)
     if once and report is not None:
         click.echo(f"provisioned={report.provisioned} polled={report.polled} expired={report.expired} "
                    f"emails={report.emails} alerts={len(report.alerts)}")

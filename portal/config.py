@@ -27,10 +27,12 @@ DEFAULTS = {
     "ROUTER_TIMEOUT": 5.0,
     "PROVIDER_TIMEOUT": 10.0,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
+    "PROVIDER_CHECK_GAP": 1,  # seconds: whatever asks (page, return), one order's provider at most this often
     # The worker (seconds): sweep interval; quiet time before it polls a provider; how long an
     # order may stay unpaid; when a paid order without ticket alerts the owner; router checks.
     "WORKER_INTERVAL": 5,
-    # A paid order being provisioned is left alone by others this long (then a crashed claim lapses).
+    # A paid order being provisioned is left alone by others this long (then a crashed claim lapses);
+    # more than two router calls' worth, so a holder never loses it in the middle of one.
     "ORDER_CLAIM_SECONDS": 60,
     "WORKER_POLL_AFTER": 30,
     "ORDER_TTL": 2 * 3600,
@@ -72,6 +74,9 @@ def load(app: Flask, overrides: dict | None) -> None:
     app.config.from_prefixed_env("PORTAL")
     if overrides:
         app.config.update(overrides)
+    if app.config["ORDER_CLAIM_SECONDS"] <= 2 * app.config["ROUTER_TIMEOUT"]:
+        raise ConfigurationError("PORTAL_ORDER_CLAIM_SECONDS must exceed twice PORTAL_ROUTER_TIMEOUT: a claim "
+                                 "must outlast a router call and its one retry.")
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'kiosque.db'}"
     if app.config["ENV"] == "production":

@@ -12,9 +12,11 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
+
+from portal.columns import UTCDateTime
 
 # Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -27,12 +29,15 @@ NAMING_CONVENTION = {
 
 
 class Base(DeclarativeBase):
-    # Timestamps are stored with their time zone where the database keeps one (PostgreSQL).
-    registry = registry(type_annotation_map={datetime: DateTime(timezone=True)},
+    # Moments are UTC, kept with their time zone where the database can (PostgreSQL).
+    registry = registry(type_annotation_map={datetime: UTCDateTime},
                        metadata=MetaData(naming_convention=NAMING_CONVENTION))
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after a commit: the services commit at every step of the paid path
+# and would otherwise reload each object from the database. What must see another transaction's
+# writes reads it again (populate_existing), and conditional updates hand back the row they wrote.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 @event.listens_for(Engine, "connect")

@@ -5,6 +5,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from portal.models import EventKind, OrderStatus
 from portal.payments import PROVIDERS, find_network
 from portal.routeros import units
 
@@ -52,29 +53,33 @@ def network_title(code: str) -> str:
     return f"{network.wallet} ({country})"
 
 
-def order_status(status: str) -> str:
-    """An order's state in the owner's words."""
-    return {
-        "created": _("créée"), "pending": _("en attente de paiement"), "paid": _("payée, ticket en cours"),
-        "provisioned": _("ticket livré"), "failed": _("échouée"), "expired": _("expirée"),
-    }.get(status, status)
-
-
-EVENT_KINDS = {
-    "created": _l("commande créée"), "checkout started": _l("paiement commencé"),
-    "checkout failed": _l("paiement non démarré"), "notified": _l("notification du fournisseur"),
-    "status check failed": _l("vérification impossible"), "paid": _l("paiement confirmé"),
-    "amount mismatch": _l("montant différent"), "failed": _l("paiement refusé ou annulé"),
-    "expired": _l("expirée"), "router error": _l("routeur injoignable"), "client logged in": _l("client connecté"),
-    "provisioned": _l("ticket créé"), "retry asked": _l("nouvel essai demandé"),
-    "owner alerted": _l("propriétaire alerté"), "sale email sent": _l("e-mail de vente envoyé"),
-    "sale email not sent": _l("e-mail de vente non envoyé"),
+ORDER_STATUSES = {
+    OrderStatus.CREATED: _l("créée"), OrderStatus.PENDING: _l("en attente de paiement"),
+    OrderStatus.PAID: _l("payée, ticket en cours"), OrderStatus.PROVISIONED: _l("ticket livré"),
+    OrderStatus.FAILED: _l("échouée"), OrderStatus.EXPIRED: _l("expirée"),
 }
 
 
-def event_kind(kind: str) -> str:
+def order_status(status: OrderStatus) -> str:
+    """An order's state in the owner's words."""
+    return str(ORDER_STATUSES[status])
+
+
+EVENT_KINDS = {
+    EventKind.CREATED: _l("commande créée"), EventKind.CHECKOUT_STARTED: _l("paiement commencé"),
+    EventKind.CHECKOUT_FAILED: _l("paiement non démarré"), EventKind.NOTIFIED: _l("notification du fournisseur"),
+    EventKind.STATUS_CHECK_FAILED: _l("vérification impossible"), EventKind.PAID: _l("paiement confirmé"),
+    EventKind.AMOUNT_MISMATCH: _l("montant différent"), EventKind.FAILED: _l("paiement refusé ou annulé"),
+    EventKind.EXPIRED: _l("expirée"), EventKind.ROUTER_ERROR: _l("routeur injoignable"),
+    EventKind.CLIENT_LOGGED_IN: _l("client connecté"), EventKind.PROVISIONED: _l("ticket créé"),
+    EventKind.RETRY_ASKED: _l("nouvel essai demandé"), EventKind.OWNER_ALERTED: _l("propriétaire alerté"),
+    EventKind.SALE_EMAIL_SENT: _l("e-mail de vente envoyé"), EventKind.SALE_EMAIL_NOT_SENT: _l("e-mail de vente non envoyé"),
+}
+
+
+def event_kind(kind: EventKind) -> str:
     """A timeline line's kind in the owner's words (the detail stays as recorded)."""
-    return str(EVENT_KINDS.get(kind, kind))
+    return str(EVENT_KINDS[kind])
 
 
 def sale_channel(provider: str) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text, UniqueCons
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal.columns import text_enum
 from portal.crypto import EncryptedText
 from portal.extensions import db
 
@@ -72,7 +73,7 @@ class Router(db.Model):
     api_password: Mapped[str] = mapped_column(EncryptedText)
     hotspot_server: Mapped[str] = mapped_column(String(80), default="all")
     dns_name: Mapped[str] = mapped_column(String(253), default="")
-    user_mode: Mapped[str] = mapped_column(String(2), default=UserMode.VOUCHER)
+    user_mode: Mapped[UserMode] = mapped_column(text_enum(UserMode, 2), default=UserMode.VOUCHER)
     name_length: Mapped[int] = mapped_column(default=6)
     charset: Mapped[str] = mapped_column(String(10), default="lower")
     prefix: Mapped[str] = mapped_column(String(6), default="")
@@ -147,7 +148,7 @@ class Ticket(db.Model):
     limit_uptime: Mapped[str] = mapped_column(String(20), default="")
     limit_bytes_total: Mapped[int] = mapped_column(default=0)
     comment: Mapped[str] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(10), default=TicketStatus.PENDING, index=True)
+    status: Mapped[TicketStatus] = mapped_column(text_enum(TicketStatus, 10), default=TicketStatus.PENDING, index=True)
     sold_by_hand: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(String(300), default="")
@@ -223,7 +224,7 @@ class Order(db.Model):
     data_limit_bytes: Mapped[int] = mapped_column(default=0)
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(12), default=OrderStatus.CREATED, index=True)
+    status: Mapped[OrderStatus] = mapped_column(text_enum(OrderStatus, 12), default=OrderStatus.CREATED, index=True)
     provider_ref: Mapped[str | None] = mapped_column(String(120))
     checkout_url: Mapped[str] = mapped_column(Text, default="")
     payer_reference: Mapped[str] = mapped_column(String(120), default="", index=True)
@@ -240,6 +241,9 @@ class Order(db.Model):
     notified_at: Mapped[datetime | None]  # when the provider last sent us news of this order
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
+    # Who is making the ticket, and until when others must leave it alone: every write of a
+    # claimed provisioning is conditional on this token, so a claim that lapsed cannot act twice.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(300), default="")
     email_sent_at: Mapped[datetime | None]
@@ -257,13 +261,34 @@ class Order(db.Model):
         return self.status in (OrderStatus.PROVISIONED, OrderStatus.FAILED, OrderStatus.EXPIRED)
 
 
+class EventKind(StrEnum):
+    """What a line of an order's timeline says happened."""
+
+    CREATED = "created"
+    CHECKOUT_STARTED = "checkout started"
+    CHECKOUT_FAILED = "checkout failed"
+    NOTIFIED = "notified"
+    STATUS_CHECK_FAILED = "status check failed"
+    PAID = "paid"
+    AMOUNT_MISMATCH = "amount mismatch"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    ROUTER_ERROR = "router error"
+    CLIENT_LOGGED_IN = "client logged in"
+    PROVISIONED = "provisioned"
+    RETRY_ASKED = "retry asked"
+    OWNER_ALERTED = "owner alerted"
+    SALE_EMAIL_SENT = "sale email sent"
+    SALE_EMAIL_NOT_SENT = "sale email not sent"
+
+
 class OrderEvent(db.Model):
     """One line of an order's timeline."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    kind: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[EventKind] = mapped_column(text_enum(EventKind, 40))
     detail: Mapped[str] = mapped_column(String(500), default="")
 
     order: Mapped[Order] = relationship(back_populates="events")

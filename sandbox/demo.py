@@ -18,7 +18,7 @@ from werkzeug.serving import run_simple
 
 from portal.extensions import db
 from portal.models import Plan, Router
-from portal.services import accounts, owners, reconcile
+from portal.services import accounts, owners, worker
 from portal.services import routers as router_service
 from sandbox import mount
 from sandbox.routeros import SandboxRouter
@@ -121,4 +121,4 @@ def demo_command(host: str, port: int) -> None:
 def _worker(app: Flask) -> None:
     """The demo runs the worker's sweeps beside the web server, as production runs both."""
     with app.app_context():
-        reconcile.run(app.config["WORKER_INTERVAL"], threading.Event())
+        worker.run(app.config["WORKER_INTERVAL"], threading.Event())

@@ -54,6 +54,7 @@ def app_config(tmp_path) -> dict:
         "ROUTER_TIMEOUT": 2.0,
         "RATELIMIT_ENABLED": False,
         "ORDER_POLL_AFTER": 0,  # the order page asks the provider at once: tests need no waiting
+        "PROVIDER_CHECK_GAP": 0,
     }
 
 
@@ -130,6 +131,14 @@ def router_values(server, **overrides) -> dict:
     }
     values.update(overrides)
     return values
+
+
+def add_tested_router(browser, router_server) -> Router:
+    """The owner adds the sandbox router on the router form and tests the connection."""
+    assert browser.post("/owner/routers/new", router_values(router_server)).status_code == 302
+    router = db.session.scalar(db.select(Router))
+    assert browser.post(f"/owner/routers/{router.id}/test").status_code == 200
+    return router
 
 
 def page_text(response) -> str:

@@ -160,7 +160,7 @@ def test_json_logs_are_one_object_per_line_with_extra_fields(root_logger, capsys
     logging_setup.configure(app)  # idempotent: still one handler
     assert len([h for h in root_logger.handlers if getattr(h, "_kiosque", False)]) == 1
 
-    log = logging.getLogger("portal.services.orders")
+    log = logging.getLogger("portal.services.order_state")
     log.info("order %s: paid", "K7Q2M9XW4P", extra={"order": "K7Q2M9XW4P", "amount": 500, "level": "x"})
     try:
         raise RuntimeError(f"callback on /webhooks/fedapay/{TOKEN} failed")
@@ -171,7 +171,7 @@ def test_json_logs_are_one_object_per_line_with_extra_fields(root_logger, capsys
     lines = log_lines(capsys)
     assert len(lines) == 3, lines
     first, second, third = (json.loads(line) for line in lines)
-    assert first["level"] == "INFO" and first["logger"] == "portal.services.orders"
+    assert first["level"] == "INFO" and first["logger"] == "portal.services.order_state"
     assert first["message"] == "order K7Q2M9XW4P: paid"
     assert first["order"] == "K7Q2M9XW4P" and first["amount"] == 500 and first["extra_level"] == "x"
     assert first["time"].endswith("+00:00")

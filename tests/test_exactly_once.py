@@ -17,7 +17,7 @@ import requests
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent, utcnow
 from portal.routeros.client import RouterClient
-from portal.services import orders, reconcile
+from portal.services import payment_checks, worker
 from tests.provider_signing import fedapay_signature
 from tests.conftest import Buyer, CREDENTIALS, latest_order, users_for
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "ORDER_POLL_AFTER": 0, "WORKER_POLL_AFTER": 0, "ORDER_CLAIM_SECONDS": 3}
+    return {**app_config, "ORDER_POLL_AFTER": 0, "WORKER_POLL_AFTER": 0, "ORDER_CLAIM_SECONDS": 5}
 
 
 def post_webhook(url: str, body: bytes, signature: str) -> int:
@@ -62,7 +62,8 @@ def worker_process(app_config: dict, live_server: str) -> subprocess.Popen:
     """`flask --app portal worker` in its own process, on the same database and sandboxes."""
     env = {**os.environ, "PORTAL_ENV": "testing", "PORTAL_MAIL_SUPPRESS_SEND": "true"}
     for key in ("SECRET_KEY", "ENCRYPTION_KEY", "SQLALCHEMY_DATABASE_URI", "FEDAPAY_SANDBOX_API_URL",
-                "FEDAPAY_API_URL", "CINETPAY_API_URL", "FEEXPAY_API_URL", "ORDER_CLAIM_SECONDS", "WORKER_POLL_AFTER"):
+                "FEDAPAY_API_URL", "CINETPAY_API_URL", "FEEXPAY_API_URL", "ORDER_CLAIM_SECONDS", "ROUTER_TIMEOUT",
+                "WORKER_POLL_AFTER"):
         value = app_config[key]
         env[f"PORTAL_{key}"] = value if isinstance(value, str) else json.dumps(value)
     env["PORTAL_PUBLIC_URL"] = live_server
@@ -98,7 +99,7 @@ def test_webhooks_polling_and_workers_racing_over_a_hundred_orders(app, shop, li
             db.session.expire_all()
             if db.session.scalar(db.select(db.func.count(Order.id)).where(Order.status == OrderStatus.PROVISIONED)) == 100:
                 break
-            reconcile.sweep()  # the test process is a third worker
+            worker.sweep()  # the test process is a third worker
             time.sleep(0.2)
     finally:
         done.set()
@@ -135,7 +136,7 @@ def test_crash_after_the_router_took_the_user_before_the_commit(shop, live_serve
 
     monkeypatch.setattr(RouterClient, "add_user", add_then_die)
     with pytest.raises(ProcessDied):
-        orders.refresh(order, "buyer returned")
+        payment_checks.check_payment(order, "buyer returned")
     monkeypatch.undo()
     # After the restart: a new session, the dead process's claim lapses, the worker sweeps.
     db.session.rollback()
@@ -145,7 +146,7 @@ def test_crash_after_the_router_took_the_user_before_the_commit(shop, live_serve
     assert len(users_for(router_server, order)) == 1
     order.claimed_until = utcnow()
     db.session.commit()
-    reconcile.sweep()
+    worker.sweep()
     order = latest_order()
     assert order.status == OrderStatus.PROVISIONED
     [user] = users_for(router_server, order)

@@ -17,7 +17,7 @@ from portal.services.guide_import import (
     parse_buy_links,
     parse_webhook,
 )
-from tests.conftest import page_text, router_values
+from tests.conftest import add_tested_router, page_text, router_values
 
 PURE = settings(deadline=None)  # pure functions, fast, but CI machines are shared
 CINETPAY_WEBHOOK = (
@@ -201,15 +201,8 @@ def test_length_note_is_shown_above_the_form(browser):
     assert "Longueur du code ramenée de 12 à 8" in page and 'name="name_length"' in page
 
 
-def tested_router(browser, router_server) -> Router:
-    assert browser.post("/owner/routers/new", router_values(router_server)).status_code == 302
-    router = db.session.scalar(db.select(Router))
-    assert browser.post(f"/owner/routers/{router.id}/test").status_code == 200
-    return router
-
-
 def test_import_buy_links_proposes_then_creates_plans(browser, router_server):
-    router = tested_router(browser, router_server)
+    router = add_tested_router(browser, router_server)
     db.session.add(Plan(router=router, label="1h", profile="1h", price=150))
     db.session.commit()
     url = f"/owner/routers/{router.id}/plans/import-links"
@@ -242,7 +235,7 @@ def test_import_buy_links_proposes_then_creates_plans(browser, router_server):
 
 
 def test_import_buy_links_errors(browser, router_server):
-    router = tested_router(browser, router_server)
+    router = add_tested_router(browser, router_server)
     url = f"/owner/routers/{router.id}/plans/import-links"
     nothing = browser.post(url, {"links": "hello\nworld"})
     assert nothing.status_code == 422 and "Ligne 2 : profile_name" in page_text(nothing)

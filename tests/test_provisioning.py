@@ -54,11 +54,12 @@ def test_up_mode_and_prefix(router, plan, router_server):
 
 def test_retry_after_the_router_took_the_user_but_we_did_not_record_it(router, plan, router_server):
     ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order42")
+    db.session.commit()  # the credentials are saved before the router hears them
     # The router got the user, then the process died before its commit.
     client = provisioning._client(router)
     client.add_user(name=ticket.username, password=ticket.password, profile=ticket.profile,
                     comment=ticket.comment)
-    provisioning.provision(ticket)
+    provisioning.provision_ticket(ticket)
     assert ticket.status == TicketStatus.CREATED
     assert [u["name"] for u in router_server.users()] == [ticket.username]
 
@@ -70,8 +71,9 @@ def test_a_name_taken_by_someone_else_is_drawn_again(router, plan, router_server
     client = provisioning._client(router)
     client.add_user(name="abc234", password="theirs", profile="1h", comment="vc-111-01.01.26-")
     ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order43")
+    db.session.commit()  # the credentials are saved before the router hears them
     assert ticket.username == "abc234"
-    provisioning.provision(ticket)
+    provisioning.provision_ticket(ticket)
     assert ticket.username == "def567" and ticket.status == TicketStatus.CREATED
     theirs = [u for u in router_server.users() if u["name"] == "abc234"]
     assert theirs[0]["password"] == "theirs"  # untouched
@@ -85,8 +87,8 @@ def test_router_down_leaves_the_ticket_pending_then_retry_creates_it_once(router
     ticket = db.session.scalar(db.select(Ticket))
     assert ticket.status == TicketStatus.PENDING and ticket.attempts == 1 and ticket.last_error
     router_server.mode = "normal"
-    provisioning.provision(ticket)
-    provisioning.provision(ticket)
+    provisioning.provision_ticket(ticket)
+    provisioning.provision_ticket(ticket)
     assert ticket.status == TicketStatus.CREATED and ticket.attempts == 2
     assert len(router_server.users()) == 1
 
@@ -95,13 +97,15 @@ def test_active_login_is_recorded_and_never_fatal(router, plan, router_server):
     router_server.add_host("10.5.50.23", "AA:BB:CC:DD:EE:01")
     ticket = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order44", client_ip="10.5.50.23",
                                      client_mac="AA:BB:CC:DD:EE:01")
-    provisioning.provision(ticket)
+    db.session.commit()  # the credentials are saved before the router hears them
+    provisioning.provision_ticket(ticket)
     assert provisioning.log_client_in(ticket) is True and ticket.login_result == "ok"
     [session] = router_server.active()
     assert session["user"] == ticket.username and session["address"] == "10.5.50.23"
 
     stranger = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order45", client_ip="10.5.50.99")
-    provisioning.provision(stranger)
+    db.session.commit()  # the credentials are saved before the router hears them
+    provisioning.provision_ticket(stranger)
     assert provisioning.log_client_in(stranger) is False
     assert stranger.login_result.startswith("failed")
 

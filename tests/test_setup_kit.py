@@ -12,7 +12,7 @@ from portal.models import PaymentAccount, Plan, Router
 from portal.services import owners
 from portal.services import setup_kit
 from portal.services.setup_kit import ScriptOptions, ScriptValueError, hostname, render_script, script_string
-from tests.conftest import ROUTER_PASSWORD, page_text, router_values
+from tests.conftest import ROUTER_PASSWORD, add_tested_router, page_text, router_values
 
 PURE = settings(deadline=None)  # pure functions, fast, but CI machines are shared
 PUBLIC_URL = "https://kiosque.example.com"
@@ -101,6 +101,7 @@ def make_router(**overrides) -> Router:
         router.accounts.append(PaymentAccount(owner=owner, provider=provider, label=provider,
                                               environment=environment, credentials="{}"))
     db.session.commit()
+    db.session.expire_all()  # read back as a page reads it: accounts in the database's order
     return router
 
 
@@ -180,13 +181,6 @@ def test_hostile_hosts_and_names_are_refused(app):
 
 
 # -- the kit page ------------------------------------------------------------------------------------
-
-
-def add_tested_router(browser, router_server) -> Router:
-    assert browser.post("/owner/routers/new", router_values(router_server)).status_code == 302
-    router = db.session.scalar(db.select(Router))
-    assert browser.post(f"/owner/routers/{router.id}/test").status_code == 200
-    return router
 
 
 def offer_account(router: Router, provider: str = "fedapay", environment: str = "live") -> PaymentAccount:

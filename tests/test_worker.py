@@ -6,8 +6,7 @@ import pytest
 
 from portal.extensions import db, mail
 from portal.models import Order, OrderStatus, Router, utcnow
-from portal.services import reconcile
-from portal.services.orders import as_utc
+from portal.services import worker
 from tests.conftest import Buyer, latest_order, users_for
 
 
@@ -30,7 +29,7 @@ def test_a_lost_webhook_is_caught_up_by_polling(shop, live_server, provider_sand
     provider_sandbox.set_knobs(lose_notifications=True)
     order = pending_order(live_server, shop, "cinetpay")
     provider_sandbox.approve("cinetpay", order.provider_ref)
-    report = reconcile.sweep()
+    report = worker.sweep()
     assert report.polled == 1
     order = latest_order()
     assert order.status == OrderStatus.PROVISIONED and len(users_for(router_server, order)) == 1
@@ -47,13 +46,13 @@ def test_router_down_then_back_provisions_once_with_one_alert_each_way(shop, liv
         for _ in range(3):  # the router stays down over several sweeps
             db.session.execute(db.update(Order).values(next_attempt_at=None))
             db.session.commit()
-            reconcile.sweep()
+            worker.sweep()
         assert latest_order().status == OrderStatus.PAID
         router_server.mode = "normal"
         db.session.execute(db.update(Order).values(next_attempt_at=None))
         db.session.commit()
-        report = reconcile.sweep()
-        reconcile.sweep()
+        report = worker.sweep()
+        worker.sweep()
     order = latest_order()
     assert report.provisioned == 1 and order.status == OrderStatus.PROVISIONED
     assert len(users_for(router_server, order)) == 1
@@ -70,9 +69,9 @@ def test_provisioning_backs_off_between_attempts(shop, live_server, provider_san
     provider_sandbox.approve("fedapay", order.provider_ref)
     provider_sandbox.drain()
     order = latest_order()
-    first_wait = as_utc(order.next_attempt_at) - utcnow()
+    first_wait = order.next_attempt_at - utcnow()
     assert timedelta(seconds=3) < first_wait <= timedelta(seconds=5)
-    reconcile.sweep()  # not due yet: no new attempt
+    worker.sweep()  # not due yet: no new attempt
     assert latest_order().attempts == 1
 
 
@@ -80,7 +79,7 @@ def test_unpaid_orders_expire_and_a_late_payment_revives_them(shop, live_server,
     order = pending_order(live_server, shop)
     order.created_at = utcnow() - timedelta(hours=3)
     db.session.commit()
-    assert reconcile.sweep().expired == 1
+    assert worker.sweep().expired == 1
     assert latest_order().status == OrderStatus.EXPIRED
     provider_sandbox.approve("fedapay", order.provider_ref)  # the money arrives late: the webhook comes
     provider_sandbox.drain()
@@ -99,8 +98,8 @@ def test_owner_is_alerted_once_about_a_paid_order_without_ticket(shop, live_serv
     order.paid_at = utcnow() - timedelta(minutes=11)
     db.session.commit()
     with mail.record_messages() as outbox:
-        reconcile.sweep()
-        reconcile.sweep()
+        worker.sweep()
+        worker.sweep()
     stuck = [m for m in outbox if m.subject.startswith("Ticket en attente")]
     assert len(stuck) == 1 and order.code in stuck[0].body
     assert latest_order().stuck_alerted_at is not None

@@ -20,7 +20,8 @@ from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
 from portal.payments import PROVIDERS
-from portal.services import orders
+from portal.services import payment_checks, purchase, retrieval
+from portal.services.order_state import find_order
 
 bp = Blueprint("shop", __name__)
 
@@ -29,7 +30,7 @@ SERVER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LOGIN_DELAY_SECONDS = 3  # long enough to read the code before the browser goes to the router
 
 
-def hotspot_context(values) -> orders.HotspotContext:
+def hotspot_context(values) -> purchase.HotspotContext:
     """The client's mac, ip, wanted page and hotspot server, each kept only if well-formed."""
     mac = values.get("mac", "").strip()
     ip = values.get("ip", "").strip()
@@ -38,10 +39,10 @@ def hotspot_context(values) -> orders.HotspotContext:
     except ValueError:
         ip = ""
     server = values.get("server", "").strip()
-    return orders.HotspotContext(
+    return purchase.HotspotContext(
         mac=mac.upper() if MAC.match(mac) else "",
         ip=ip,
-        dst=orders.safe_destination(values.get("dst", "")),
+        dst=purchase.safe_destination(values.get("dst", "")),
         server=server if SERVER.match(server) else "",
     )
 
@@ -53,7 +54,7 @@ def load_router(slug: str) -> Router:
     return router
 
 
-def _plans_page(router: Router, context: orders.HotspotContext, *, error: str | None = None,
+def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str | None = None,
                 selected: Plan | None = None, status: int = 200):
     plans = [selected] if selected else [p for p in router.plans if p.active]
     accounts = router.offered_accounts
@@ -83,12 +84,12 @@ def buy(slug: str):
     form = request.form
     context = hotspot_context(form)
     try:
-        order = orders.start_purchase(
+        order = purchase.start_purchase(
             router, plan_id=positive_int(form.get("plan_id")), account_id=positive_int(form.get("account_id")),
             intent=form.get("intent", "")[:48] or secrets.token_urlsafe(16), phone=form.get("phone", ""),
             network=form.get("network", ""), context=context,
         )
-    except orders.PurchaseError as exc:
+    except purchase.PurchaseError as exc:
         return _plans_page(router, context, error=str(exc), status=422)
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
@@ -96,7 +97,7 @@ def buy(slug: str):
 
 
 def load_order(code: str) -> Order:
-    order = orders.find_order(code)
+    order = find_order(code)
     if order is None:
         abort(404)
     return order
@@ -108,7 +109,7 @@ def order_page(code: str):
     """Where the order stands; also every provider's return address."""
     order = load_order(code)
     # Providers bring the buyer back with the payment's id in the query or in a POST: a hint to check.
-    orders.poll(order, returned=request.method == "POST" or "id" in request.args)
+    payment_checks.poll(order, returned=request.method == "POST" or "id" in request.args)
     return render_template("shop/order.html", order=order, **_order_view(order))
 
 
@@ -116,7 +117,7 @@ def order_page(code: str):
 def order_status(code: str):
     """The order page's polled fragment; a full reload once the order is settled."""
     order = load_order(code)
-    orders.poll(order)
+    payment_checks.poll(order)
     if order.is_final:
         return htmx.reload_page()
     return render_template("shop/_order_status.html", order=order, **_order_view(order))
@@ -163,7 +164,7 @@ def retrieve():
     """Get a ticket back with the payment reference (or order code) and the payer's phone."""
     ticket, error = None, None
     if request.method == "POST":
-        ticket = orders.retrieve(request.form.get("reference", ""), request.form.get("phone", ""))
+        ticket = retrieval.retrieve(request.form.get("reference", ""), request.form.get("phone", ""))
         if ticket is None:
             error = _("Aucun ticket ne correspond à cette référence et à ce numéro.")
     login_url = router_login_url(ticket.router, ticket, "") if ticket else ""
@@ -185,7 +186,7 @@ def guide_link():
     adapter = GUIDE_LINKS[request.path]
     args = request.args
     account = _guide_account(adapter.name, args.get(adapter.guide_public_id_param, "").strip())
-    context = orders.HotspotContext(**{**hotspot_context(args).__dict__, "server": args.get("nasid", "")[:64]})
+    context = purchase.HotspotContext(**{**hotspot_context(args).__dict__, "server": args.get("nasid", "")[:64]})
     router = _guide_router(account, args.get("nasid", "").strip()) if account else None
     plan = None
     if router is not None:

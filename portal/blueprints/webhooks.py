@@ -4,7 +4,7 @@ from flask import Blueprint, request
 
 from portal.extensions import csrf
 from portal.payments import PROVIDERS
-from portal.services import orders
+from portal.services import webhook_intake
 
 bp = Blueprint("webhooks", __name__)
 
@@ -18,6 +18,6 @@ def receive(provider: str, token: str):
     # The raw bytes first: signatures are computed over them, before any parsing.
     body = request.get_data(cache=True)
     form = request.form if request.mimetype == "application/x-www-form-urlencoded" else None
-    status = orders.handle_notification(provider, token, method=request.method, body=body,
+    status = webhook_intake.receive(provider, token, method=request.method, body=body,
                                         headers=request.headers, form=form)
     return "", status

@@ -221,8 +221,10 @@ class RouterClient:
             return str(api.get_resource(USERS).call("add", fields).done_message["ret"])
 
         def add_unless_done(api: RouterOsApi) -> str:
+            # Name and comment, not the password: an API user without the `sensitive` policy may
+            # not be shown passwords (docs/routeros.md#api-user-and-policies).
             for row in api.get_resource(USERS).get(name=name):
-                if row.get("password", "") == password and row.get("comment", "") == comment:
+                if row.get("comment", "") == comment:
                     return str(row["id"])
             return add(api)
 
@@ -238,8 +240,13 @@ class RouterClient:
 
         self._call(remove, retry=remove_unless_done)
 
-    def active_login(self, *, user: str, password: str, ip: str, mac: str | None = None) -> None:
-        """Log the hotspot host at ``ip`` in as ``user`` (/ip/hotspot/active/login)."""
+    def active_login(self, *, user: str, password: str, ip: str, mac: str | None = None,
+                     check_first: bool = False) -> None:
+        """Log the hotspot host at ``ip`` in as ``user`` (/ip/hotspot/active/login).
+
+        ``check_first``: skip the login when the host is already logged in as ``user`` (an
+        earlier attempt may have done it).
+        """
         arguments = {"user": user, "password": password, "ip": ip}
         if mac:
             arguments["mac-address"] = mac
@@ -251,7 +258,7 @@ class RouterClient:
             if not api.get_resource(ACTIVE).get(address=ip, user=user):
                 login(api)
 
-        self._call(login, retry=login_unless_done, secrets=(password,))
+        self._call(login_unless_done if check_first else login, retry=login_unless_done, secrets=(password,))
 
     def close(self) -> None:
         with self._lock:

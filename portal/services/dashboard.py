@@ -12,7 +12,6 @@ from sqlalchemy import Select, or_, select
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Owner, Router, Ticket, TicketStatus
-from portal.services.orders import as_utc
 
 # Money received: paid orders count even while their ticket is still being made.
 RECEIVED = (OrderStatus.PAID, OrderStatus.PROVISIONED)
@@ -68,9 +67,9 @@ def _sales(owner: Owner, since: date) -> list[Sale]:
         .where(Router.owner_id == owner.id, Ticket.sold_by_hand, Ticket.status == TicketStatus.CREATED,
                Ticket.created_on_router_at >= start)
     ).all()
-    sales = [Sale(as_utc(at).astimezone(zone).date(), amount, router, plan, provider)
+    sales = [Sale(at.astimezone(zone).date(), amount, router, plan, provider)
              for at, amount, router, plan, provider in online]
-    sales += [Sale(as_utc(at).astimezone(zone).date(), price, router, plan, CASH) for at, price, router, plan in cash]
+    sales += [Sale(at.astimezone(zone).date(), price, router, plan, CASH) for at, price, router, plan in cash]
     return sales
 
 
@@ -160,7 +159,7 @@ def orders_csv(owner: Owner, filters: OrderFilters) -> str:
 
 
 def _iso(moment: datetime | None) -> str:
-    return as_utc(moment).isoformat(timespec="seconds") if moment else ""
+    return moment.isoformat(timespec="seconds") if moment else ""
 
 
 def _cell(value) -> str:

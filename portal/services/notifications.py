@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.formatting import price, provider_title
-from portal.models import Order, OrderEvent, OrderStatus, utcnow
+from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ def send_sale_email(order: Order) -> bool:
         _deliver(_sale_message(order, recipient))
     except SEND_ERRORS as exc:
         reason = _reason(exc)
-        db.session.add(OrderEvent(order_id=order.id, kind="sale email not sent",
+        db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_NOT_SENT,
                                   detail=f"attempt {order.email_attempts}: {reason}"[:500]))
         db.session.commit()
         log.warning("sale email for order %s to %s not sent (attempt %s): %s",
                     order.id, recipient, order.email_attempts, reason)
         return False
     order.email_sent_at = utcnow()
-    db.session.add(OrderEvent(order_id=order.id, kind="sale email sent", detail=recipient))
+    db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_SENT, detail=recipient))
     db.session.commit()
     log.info("sale email for order %s sent to %s (attempt %s)", order.id, recipient, order.email_attempts)
     return True

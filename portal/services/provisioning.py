@@ -1,33 +1,46 @@
-"""From a sold plan to a hotspot user on the router, exactly once; then the client's login.
+"""Making tickets: from a paid order (or a cash sale) to a hotspot user on the router, exactly once.
 
-The credentials are chosen and committed before the router is called. A retry therefore asks
-the router for that same name first: a user already there with our comment is ours (the earlier
-call reached the router before we could record it), anyone else's means a collision and a new
-name is drawn.
+For an order, under its claim (see order_state), in three transactions:
+
+1. the claim and the ticket's credentials are committed before the router hears the name;
+2. the user is added on the router; the ticket is recorded as created while the claim is
+   renewed, which proves nobody took the order over;
+3. the client's device is logged in from the server side, and the order becomes provisioned
+   under the same claim; the owner's email goes after the response.
+
+A retry (a new claim after a router error, a crash, or a lapsed claim) reuses the saved
+credentials and asks the router first: a user with that name and our comment is ours (an
+earlier attempt got there before it could record it), anyone else's means a collision and a
+new name is drawn. A takeover of a ticket already recorded as created checks the router's
+active sessions before logging the client in, so the client is never logged in twice.
 """
 
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timedelta
 
-from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from portal import deferred
 from portal.extensions import db
-from portal.models import Order, Plan, Router, Ticket, TicketStatus, utcnow
+from portal.models import EventKind, Order, OrderStatus, Plan, Router, Ticket, TicketStatus, utcnow
 from portal.routeros import credentials
 from portal.routeros.client import RouterClient, RouterCommandError, RouterError, router_client
+from portal.services import notifications
+from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
 from portal.services.routers import router_address
 
 log = logging.getLogger(__name__)
 
+RETRY_BACKOFF = (5, 15, 30, 60, 120, 300)  # seconds before each new provisioning attempt
 DUPLICATE_USER = "already have user with this name"
-MAX_NAME_DRAWS = 5
+MAX_NAME_DRAWS = 5  # names tried on the router before giving up on an attempt
+MAX_FREE_NAME_DRAWS = 20  # names drawn against Kiosque's own records before giving up
 
 
 class NameCollisions(RouterError):
-    """Every name drawn for this ticket already belonged to someone else on the router."""
+    """No free username could be found: the router or Kiosque already holds every name drawn."""
 
 
 @dataclass(frozen=True)
@@ -51,71 +64,144 @@ class Sale:
                    order.data_limit_bytes)
 
 
-def new_ticket(router: Router, sale: Sale, *, tag: str, sold_by_hand: bool = False, order: Order | None = None,
+# -- paid orders ----------------------------------------------------------------------------------
+
+
+def provision_order(order: Order) -> None:
+    """Claim a paid order nobody is working on and make its ticket; nothing if it is taken or done."""
+    claim = claim_provisioning(order)
+    if claim is None:
+        db.session.rollback()
+        return
+    provision_claimed(claim)
+
+
+def provision_claimed(claim: Claim, *, first: bool = False) -> None:
+    """Make the claimed order's ticket, log the client in, mark it provisioned. Commits as it goes.
+
+    `first`: the order was paid by the same update that claimed it, so it has no ticket yet.
+    """
+    order = claim.order
+    ticket = None if first else db.session.scalar(select(Ticket).where(Ticket.order_id == order.id))
+    if ticket is None:
+        ticket = new_ticket(order.router, Sale.of_order(order), tag=order.code, order_id=order.id,
+                            client_ip=order.client_ip, client_mac=order.client_mac)
+    db.session.commit()  # 1. the claim (and the payment) with the credentials
+    client = _client(order.router)
+    taken_over = ticket.status == TicketStatus.CREATED  # an earlier holder got the user onto the router
+    if not taken_over:
+        try:
+            user_id = _ensure_user(ticket, client)
+        except RouterError as exc:
+            _note_failure(ticket, exc)
+            delay = RETRY_BACKOFF[min(order.attempts, len(RETRY_BACKOFF)) - 1]
+            if release(claim, next_attempt_at=utcnow() + timedelta(seconds=delay), last_error=str(exc)[:300]):
+                record(order, EventKind.ROUTER_ERROR, f"attempt {order.attempts}: {exc}")
+            db.session.commit()
+            return
+        _mark_created(ticket, user_id)
+    held = renew(claim)  # 2. nobody took the order over while the router was working
+    db.session.commit()
+    if not held:
+        return
+    logged_in = log_client_in(ticket, check_first=taken_over)
+    if finish(claim, provisioned_at=utcnow(), last_error=""):  # 3.
+        if logged_in:
+            record(order, EventKind.CLIENT_LOGGED_IN, order.client_ip)
+        record(order, EventKind.PROVISIONED, f"ticket {ticket.id} on router {order.router_id}")
+    db.session.commit()
+    if order.status == OrderStatus.PROVISIONED:
+        deferred.after_response(_email_owner, order.id)
+
+
+def retry_now(order: Order) -> None:
+    """The owner asks for a stuck paid order's ticket now rather than at the next scheduled try."""
+    if order.status != OrderStatus.PAID:
+        return
+    order.next_attempt_at = None
+    record(order, EventKind.RETRY_ASKED, "by the owner")
+    db.session.commit()
+    provision_order(order)
+
+
+def _email_owner(order_id: int) -> None:
+    order = db.session.get(Order, order_id)
+    if order is not None:
+        notifications.send_sale_email(order)
+
+
+# -- cash sales -----------------------------------------------------------------------------------
+
+
+def sell_by_hand(router: Router, plan: Plan) -> Ticket:
+    """A cash sale: a ticket for `plan` made now on the router. Raises RouterError if it could not be."""
+    ticket = new_ticket(router, Sale.of_plan(plan), tag="cash" + secrets.token_hex(3), sold_by_hand=True)
+    db.session.commit()
+    return provision_ticket(ticket)
+
+
+def provision_ticket(ticket: Ticket) -> Ticket:
+    """Make sure a ticket's user is on the router (a cash sale, or the owner's retry). Raises RouterError."""
+    if ticket.status == TicketStatus.CREATED:
+        return ticket
+    try:
+        user_id = _ensure_user(ticket, _client(ticket.router))
+    except RouterError as exc:
+        _note_failure(ticket, exc)
+        db.session.commit()
+        raise
+    _mark_created(ticket, user_id)
+    db.session.commit()
+    return ticket
+
+
+# -- the ticket and the router --------------------------------------------------------------------
+
+
+def new_ticket(router: Router, sale: Sale, *, tag: str, sold_by_hand: bool = False, order_id: int | None = None,
                client_ip: str = "", client_mac: str = "") -> Ticket:
-    """Choose credentials for a sale and save them, before any router call."""
+    """Choose credentials for a sale and stage the ticket; the caller commits before any router call."""
     drawn, comment = _draw_credentials(router, tag)
     ticket = Ticket(
-        router=router, order=order, plan_id=sale.plan_id, plan_label=sale.label, price=sale.price,
+        router=router, order_id=order_id, plan_id=sale.plan_id, plan_label=sale.label, price=sale.price,
         profile=sale.profile, server=router.hotspot_server, limit_uptime=sale.time_limit,
         limit_bytes_total=sale.data_limit_bytes, sold_by_hand=sold_by_hand, client_ip=client_ip,
         client_mac=client_mac, username=drawn.username, password=drawn.password, comment=comment,
     )
     db.session.add(ticket)
-    db.session.commit()
     return ticket
 
 
 def _draw_credentials(router: Router, tag: str) -> tuple[credentials.Credentials, str]:
-    """Draw a name that none of this router's recorded tickets has, and the Mikhmon comment."""
-    while True:
+    """Draw a name none of this router's recorded tickets has, and the Mikhmon comment."""
+    for _ in range(MAX_FREE_NAME_DRAWS):
         drawn = credentials.generate(router.user_mode, router.name_length, router.charset, router.prefix)
         taken = select(Ticket.id).where(Ticket.router_id == router.id, Ticket.username == drawn.username)
         if db.session.scalar(taken) is None:
-            return drawn, credentials.comment(router.user_mode, tag, datetime.now(timezone.utc).date())
+            return drawn, credentials.comment(router.user_mode, tag, utcnow().date())
+    raise NameCollisions(f"no free username in {MAX_FREE_NAME_DRAWS} draws: the ticket settings leave too few names",
+                         host=router.host, port=router.port)
 
 
 def _client(router: Router) -> RouterClient:
     return router_client(router_address(router))
 
 
-def provision(ticket: Ticket) -> Ticket:
-    """Make sure the ticket's user exists on the router. Safe to call again after any failure."""
-    if ticket.status == TicketStatus.CREATED:
-        return ticket
-    ticket.attempts += 1
-    try:
-        user_id = _create_on_router(ticket, _client(ticket.router), look_first=ticket.attempts > 1)
-    except RouterError as exc:
-        ticket.last_error = str(exc)[:300]
-        db.session.commit()
-        log.warning("ticket %s not created on router %s: %s", ticket.id, ticket.router_id, exc)
-        raise
-    # Conditional, so a concurrent attempt that got there first is not overwritten.
-    db.session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.PENDING)
-        .values(status=TicketStatus.CREATED, router_user_id=user_id, created_on_router_at=utcnow(), last_error="")
-        .execution_options(synchronize_session=False)  # refreshed below
-    )
-    db.session.commit()
-    db.session.refresh(ticket)
-    # Not the username: for a voucher it is the password.
-    log.info("ticket %s created on router %s", ticket.id, ticket.router_id)
-    return ticket
-
-
-def _create_on_router(ticket: Ticket, client: RouterClient, *, look_first: bool) -> str:
+def _ensure_user(ticket: Ticket, client: RouterClient) -> str:
     """Add the hotspot user, or find the one an earlier attempt added; returns its router id.
 
     A first attempt adds straight away: its name was never sent, so the router cannot hold our
-    user yet, and "already have user" sends us to look. A retry looks first.
+    user yet, and "already have user" sends us to look. A retry looks first. A new name drawn
+    after a collision is committed before the router hears it.
     """
     tag = ticket.comment.rsplit("-", 1)[-1]
+    look_first = ticket.attempts > 0 or ticket.status == TicketStatus.CREATED
     for _ in range(MAX_NAME_DRAWS):
         if look_first:
             existing = client.find_users(name=ticket.username)
-            if existing and _is_ours(ticket, existing[0]):
+            if existing and existing[0].get("comment") == ticket.comment:
+                # Our comment carries the order's tag. Mikhmon rewrites it at the first login, but
+                # nobody can log in before we record the ticket.
                 return existing[0]["id"]
             if existing:  # someone else's user: draw a name that was never sent
                 drawn, ticket.comment = _draw_credentials(ticket.router, tag)
@@ -131,35 +217,38 @@ def _create_on_router(ticket: Ticket, client: RouterClient, *, look_first: bool)
             if DUPLICATE_USER not in exc.router_message:
                 raise
             look_first = True  # added meanwhile by a concurrent attempt, or the name is someone else's
-    raise NameCollisions(f"no free username after {MAX_NAME_DRAWS} draws", host=ticket.router.host,
-                         port=ticket.router.port)
+    raise NameCollisions(f"no free username after {MAX_NAME_DRAWS} names tried on the router",
+                         host=ticket.router.host, port=ticket.router.port)
 
 
-def _is_ours(ticket: Ticket, row: dict) -> bool:
-    # The comment carries our tag. Mikhmon rewrites it at the first login, but nobody can log in
-    # before we record the ticket, and a vc password equals the name, so it proves nothing.
-    return row.get("comment") == ticket.comment
+def _note_failure(ticket: Ticket, exc: RouterError) -> None:
+    ticket.attempts += 1
+    ticket.last_error = str(exc)[:300]
+    log.warning("ticket %s not created on router %s: %s", ticket.id, ticket.router_id, exc)
 
 
-def log_client_in(ticket: Ticket) -> bool:
-    """Log the paying client's device in from the server side; never fatal.
+def _mark_created(ticket: Ticket, user_id: str) -> None:
+    ticket.attempts += 1
+    ticket.status = TicketStatus.CREATED
+    ticket.router_user_id = user_id
+    ticket.created_on_router_at = utcnow()
+    ticket.last_error = ""
+    # Not the username: for a voucher it is the password.
+    log.info("ticket %s created on router %s", ticket.id, ticket.router_id)
 
-    The result is set on the ticket, committed with the caller's next commit.
+
+def log_client_in(ticket: Ticket, *, check_first: bool = False) -> bool:
+    """Log the paying client's device in from the server side; never fatal. The caller commits.
+
+    `check_first`: an earlier holder of the order may have logged the client in already.
     """
     if not ticket.client_ip:
         return False
     try:
-        _client(ticket.router).active_login(
-            user=ticket.username, password=ticket.password, ip=ticket.client_ip, mac=ticket.client_mac or None
-        )
+        _client(ticket.router).active_login(user=ticket.username, password=ticket.password, ip=ticket.client_ip,
+                            mac=ticket.client_mac or None, check_first=check_first)
     except RouterError as exc:
         ticket.login_result = f"failed: {exc}"[:300]
         return False
     ticket.login_result = "ok"
     return True
-
-
-def sell_by_hand(router: Router, plan: Plan) -> Ticket:
-    """A cash sale: a ticket for `plan` made now on the router. Raises RouterError if it could not be."""
-    ticket = new_ticket(router, Sale.of_plan(plan), tag="cash" + secrets.token_hex(3), sold_by_hand=True)
-    return provision(ticket)

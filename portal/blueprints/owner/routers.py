@@ -134,7 +134,7 @@ def retry(router_id: int, ticket_id: int):
     ticket = db.session.scalar(db.select(Ticket).where(Ticket.id == ticket_id, Ticket.router_id == router.id))
     if ticket is None:
         abort(404)
-    return _sale_result(router, lambda: provisioning.provision(ticket))
+    return _sale_result(router, lambda: provisioning.provision_ticket(ticket))
 
 
 def _sale_result(router: Router, make_ticket):

@@ -10,7 +10,7 @@ from portal.blueprints import positive_int
 from portal.extensions import db
 from portal.models import Order, OrderStatus
 from portal.payments import PROVIDERS
-from portal.services import dashboard, orders
+from portal.services import dashboard, provisioning
 
 bp = Blueprint("sales", __name__)
 
@@ -81,5 +81,5 @@ def order_detail(order_id: int):
 @bp.post("/orders/<id:order_id>/retry")
 def retry(order_id: int):
     """Try to make a paid order's ticket now."""
-    orders.retry_now(load_order(order_id))
+    provisioning.retry_now(load_order(order_id))
     return redirect(url_for(".order_detail", order_id=order_id))

@@ -16,10 +16,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
-from portal.models import Order, OrderStatus, Router, utcnow
+from portal.models import EventKind, Order, OrderStatus, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
-from portal.services import notifications, orders
+from portal.services import notifications, provisioning
+from portal.services.order_state import OPEN, expire, record
+from portal.services.payment_checks import check_payment
 from portal.services.routers import router_address
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def provision_paid_orders() -> int:
     ).all()
     done = 0
     for order in due:
-        orders.provision_order(order)
+        provisioning.provision_order(order)
         _act("provision", order_id=order.id, status=order.status, attempts=order.attempts)
         done += order.status == OrderStatus.PROVISIONED
     return done
@@ -110,10 +112,9 @@ def poll_pending_orders() -> int:
         db.session.commit()
         if not claimed:
             continue
-        order = db.session.get(Order, order_id)
-        db.session.refresh(order)
+        order = db.session.get(Order, order_id, populate_existing=True)
         try:
-            orders.refresh(order, "worker poll")
+            check_payment(order, "worker poll")
         except PaymentError as exc:
             _act("poll failed", order_id=order.id, error=type(exc).__name__)
             continue
@@ -126,13 +127,14 @@ def expire_old_orders() -> int:
     """Give up on orders nobody paid in time; a later "paid" still revives them."""
     deadline = utcnow() - timedelta(seconds=current_app.config["ORDER_TTL"])
     stale = db.session.scalars(select(Order).where(
-        Order.status.in_((OrderStatus.CREATED, OrderStatus.PENDING)), Order.created_at < deadline,
+        Order.status.in_(OPEN), Order.created_at < deadline,
     ).limit(BATCH)).all()
     expired = 0
     for order in stale:
-        if orders.expire(order):
+        if expire(order):
             expired += 1
             _act("expire", order_id=order.id)
+        db.session.commit()
     return expired
 
 
@@ -161,7 +163,7 @@ def alert_stuck_orders() -> list[str]:
                      amount=order.amount, currency=order.currency, code=order.code, router=order.router.name,
                      error=order.last_error or "—")
         notifications.send_alert(order.router.notify_email or owner.email, subject, body)
-        orders.record(order, "owner alerted", "paid without a ticket for 10 minutes")
+        record(order, EventKind.OWNER_ALERTED, "paid without a ticket for 10 minutes")
         db.session.commit()
         sent.append(f"stuck order {order.id}")
         _act("alert stuck order", order_id=order.id)

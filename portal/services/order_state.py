@@ -1,0 +1,128 @@
+"""An order's life: its states, its timeline, and the conditional updates that move it.
+
+    created ──checkout──▶ pending ──paid──▶ paid ──ticket on the router──▶ provisioned
+       │                     │  ▲             (claimed by one worker or request at a time)
+       └──────────────────▶ failed / expired ─┘ a payment confirmed late still makes the ticket
+
+Every move is an UPDATE conditional on the state it leaves, so duplicates and races apply it
+once. A paid order's provisioning is claimed: the claim writes a fresh token and a deadline, and
+every later write of that provisioning is conditional on the token, so a claim that lapsed (its
+holder slow or dead) is taken over by someone else and can no longer act. None of these
+functions commits: the service that calls them owns the transaction.
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from portal.extensions import db
+from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+# Waiting for the buyer's payment.
+OPEN = (OrderStatus.CREATED, OrderStatus.PENDING)
+# Statuses from which a confirmed payment moves an order to "paid": money received always
+# becomes a ticket, even after the order was given up as failed or expired.
+PAYABLE = (*OPEN, OrderStatus.FAILED, OrderStatus.EXPIRED)
+
+
+def record(order: Order, kind: EventKind, detail: str = "") -> None:
+    """Add a line to the order's timeline, with the caller's transaction."""
+    db.session.add(OrderEvent(order_id=order.id, kind=kind, detail=detail[:500]))
+    # The id, not the code: the code opens the order page and its ticket.
+    log.info("order %s: %s %s", order.id, kind.value, detail, extra={"order_id": order.id, "event": kind.value})
+
+
+def transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **values) -> bool:
+    """Move the order only if it is still in one of `from_`; True when this call moved it.
+
+    The order object is brought up to date from the same statement when it moved.
+    """
+    return _update(order, Order.status.in_(from_), status=to, **values)
+
+
+def find_order(code: str) -> Order | None:
+    return db.session.scalar(select(Order).where(Order.code == code.strip().upper()))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to make one paid order's ticket, until someone else takes it over."""
+
+    order: Order
+    token: str
+
+
+def _claim_values() -> dict:
+    until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
+    return {"claim_token": secrets.token_hex(16), "claimed_until": until, "attempts": Order.attempts + 1}
+
+
+def claim_payment(order: Order, **values) -> Claim | None:
+    """Mark the order paid and claim its provisioning in one update; None if it was not payable."""
+    claim = _claim_values()
+    if not transition(order, OrderStatus.PAID, PAYABLE, **claim, **values):
+        return None
+    return Claim(order, claim["claim_token"])
+
+
+def claim_provisioning(order: Order) -> Claim | None:
+    """Claim a paid order nobody holds (or whose holder's claim lapsed); None if it cannot be."""
+    claim = _claim_values()
+    free = or_(Order.claimed_until.is_(None), Order.claimed_until < utcnow())
+    if not _update(order, Order.status == OrderStatus.PAID, free, **claim):
+        return None
+    return Claim(order, claim["claim_token"])
+
+
+def renew(claim: Claim, **values) -> bool:
+    """Check the claim still holds and push its deadline back; False if it was taken over."""
+    until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
+    return _update(claim.order, *_held(claim), claimed_until=until, **values)
+
+
+def release(claim: Claim, **values) -> bool:
+    """Give the claim up (the order stays paid, for a later attempt); False if it was taken over."""
+    return _update(claim.order, *_held(claim), claim_token=None, claimed_until=None, **values)
+
+
+def finish(claim: Claim, **values) -> bool:
+    """The ticket is on the router: provisioned, claim released; False if it was taken over."""
+    return _update(claim.order, *_held(claim), status=OrderStatus.PROVISIONED, claim_token=None,
+                   claimed_until=None, **values)
+
+
+def _held(claim: Claim) -> tuple:
+    return Order.status == OrderStatus.PAID, Order.claim_token == claim.token
+
+
+def expire(order: Order) -> bool:
+    """Give up waiting for the payment; True when this call expired the order."""
+    moved = transition(order, OrderStatus.EXPIRED, OPEN)
+    if moved:
+        record(order, EventKind.EXPIRED, "no payment in time")
+    return moved
+
+
+def _update(order: Order, *conditions, **values) -> bool:
+    """One conditional UPDATE of this order; when it matched, the object takes the new row.
+
+    The row comes back from the same statement (RETURNING) and is set column by column, so the
+    order's loaded relationships (its router, its account) stay loaded.
+    """
+    columns = Order.__table__.columns
+    row = db.session.execute(
+        update(Order).where(Order.id == order.id, *conditions).values(**values).returning(*columns)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return False
+    for column, value in zip(columns, row):
+        set_committed_value(order, column.key, value)
+    return True

@@ -1,0 +1,102 @@
+"""Where a payment stands: only the provider's status API says, never a notification or a link.
+
+Webhooks, the buyer's return, the order page's polling and the worker are all hints that make
+Kiosque ask. A payment counts when the status API says paid with the order's exact amount and
+currency; then the same update marks the order paid and claims its provisioning, which follows at
+once. A late "paid" revives an order given up as failed or expired.
+"""
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import or_, update
+
+from portal.extensions import db
+from portal.models import EventKind, Order, OrderStatus, utcnow
+from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus
+from portal.services import provisioning
+from portal.services.accounts import provider_for
+from portal.services.order_state import OPEN, claim_payment, record, transition
+
+# What a provider's "no" does to an order still waiting for its payment, and its timeline line.
+FAILURES = {
+    PaymentStatus.FAILED: (OrderStatus.FAILED, EventKind.FAILED),
+    PaymentStatus.CANCELLED: (OrderStatus.FAILED, EventKind.FAILED),
+    PaymentStatus.EXPIRED: (OrderStatus.EXPIRED, EventKind.EXPIRED),
+}
+
+
+def check_payment(order: Order, reason: str, adapter: PaymentProvider | None = None) -> None:
+    """Ask the provider about the order and apply the answer; PaymentError (recorded) if it cannot."""
+    if order.provider_ref is None or order.status == OrderStatus.PROVISIONED:
+        return
+    adapter = adapter or provider_for(order.account)
+    checked_at = utcnow()
+    try:
+        check = adapter.fetch_status(order.provider_ref, order.code)
+    except PaymentError as exc:
+        order.last_checked_at, order.last_error = checked_at, str(exc)[:300]
+        record(order, EventKind.STATUS_CHECK_FAILED, f"{reason}: {exc}")
+        db.session.commit()
+        raise
+    apply_check(order, check, reason, checked_at)
+
+
+def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: datetime) -> None:
+    """Apply the provider's answer, once, and make the ticket when it is paid."""
+    if check.status == PaymentStatus.PAID:
+        if check.amount != order.amount or (check.currency and check.currency != order.currency):
+            mismatch = f"paid {check.amount} {check.currency}, expected {order.amount} {order.currency}"
+            if order.last_error != mismatch:  # once in the timeline, however often it is polled
+                order.last_error = mismatch
+                record(order, EventKind.AMOUNT_MISMATCH, mismatch)
+            order.last_checked_at = checked_at
+            db.session.commit()
+            return
+        claim = claim_payment(order, paid_at=checked_at, last_checked_at=checked_at,
+                              payer_reference=check.payer_reference or order.payer_reference,
+                              payer_phone=order.payer_phone or (check.payer_phone or "")[:20])
+        if claim is not None:
+            record(order, EventKind.PAID, f"{reason}; reference {check.payer_reference or check.provider_ref}")
+            provisioning.provision_claimed(claim, first=True)
+        elif order.status == OrderStatus.PAID:  # paid already: make sure someone is on the ticket
+            db.session.commit()
+            provisioning.provision_order(order)
+        return
+    to, kind = FAILURES.get(check.status, (None, None))
+    if to and transition(order, to, OPEN, last_checked_at=checked_at):
+        record(order, kind, f"{reason}: {check.status}")
+    else:
+        order.last_checked_at = checked_at
+    db.session.commit()
+
+
+def poll(order: Order, *, returned: bool = False) -> None:
+    """The order page's poll: ask the provider when no news came lately, retry a stuck ticket.
+
+    `returned` is the buyer coming back from the provider's page: a hint worth checking at once.
+    Whatever asks, one order's provider is asked at most once per PROVIDER_CHECK_GAP seconds.
+    """
+    if order.status == OrderStatus.PENDING:
+        config = current_app.config
+        quiet = timedelta(seconds=0 if returned else config["ORDER_POLL_AFTER"])
+        last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
+        if utcnow() - last_news >= quiet and _take_turn(order, config["PROVIDER_CHECK_GAP"]):
+            try:
+                check_payment(order, "buyer returned" if returned else "order page")
+            except PaymentError:
+                pass  # recorded; the next poll tries again
+    elif order.status == OrderStatus.PAID and (order.next_attempt_at is None or order.next_attempt_at <= utcnow()):
+        provisioning.provision_order(order)
+
+
+def _take_turn(order: Order, gap: float) -> bool:
+    """Claim the next status check of this order: False when one was made less than `gap` seconds ago."""
+    now = utcnow()
+    taken = db.session.execute(
+        update(Order).where(Order.id == order.id, or_(Order.last_checked_at.is_(None),
+                                                      Order.last_checked_at <= now - timedelta(seconds=gap)))
+        .values(last_checked_at=now).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.commit()
+    return taken

@@ -1,0 +1,76 @@
+"""Provider callbacks: stored as they arrived, verified, matched to an order, then confirmed.
+
+The URL's token finds the owner's account; the adapter (built once per callback) verifies the
+signature over the raw body and reads the order it names. A verified callback is still only a
+hint: the payment counts once the provider's status API confirms it (payment_checks).
+"""
+
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
+
+from portal.extensions import db
+from portal.models import EventKind, Order, PaymentAccount, WebhookEvent, utcnow
+from portal.payments import PROVIDERS
+from portal.payments.base import InvalidNotification, PaymentError, ProviderRejected
+from portal.services.accounts import provider_for
+from portal.services.order_state import record
+from portal.services.payment_checks import check_payment
+
+log = logging.getLogger(__name__)
+
+# The headers worth keeping with any stored callback; each adapter adds its signature's.
+KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
+
+
+def receive(provider: str, token: str, *, method: str, body: bytes, headers, form) -> int:
+    """Store, verify and act on one provider callback; returns the HTTP status to answer."""
+    account = db.session.scalar(select(PaymentAccount).where(
+        PaymentAccount.webhook_token == token, PaymentAccount.provider == provider))
+    if account is None:
+        log.warning("%s callback with an unknown token", provider)
+        return 404
+    kept = KEPT_HEADERS + PROVIDERS[provider].notification_headers
+    event = WebhookEvent(
+        provider=provider, account_id=account.id, method=method,
+        body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),  # databases refuse NUL
+        headers={k.lower(): v for k, v in headers.items() if k.lower() in kept},
+    )
+    db.session.add(event)
+    if method != "POST":  # a provider checking that the URL answers, with a bare GET
+        event.outcome = "ping"
+        db.session.commit()
+        return 200
+    adapter = provider_for(account)
+    try:
+        notice = adapter.parse_notification(body, headers, form)
+    except InvalidNotification as exc:
+        event.signature_valid, event.outcome = False, "invalid"
+        db.session.commit()
+        log.warning("%s callback refused: %s", provider, exc)
+        return 400
+    event.signature_valid = adapter.notification_is_signed()
+    clauses = [Order.code == notice.order_code] if notice.order_code else []
+    if notice.provider_ref:
+        clauses.append(Order.provider_ref == notice.provider_ref)
+    with db.session.no_autoflush:  # the event is written once, with its outcome
+        order = db.session.scalar(
+            select(Order).where(Order.account_id == account.id, or_(*clauses)).options(joinedload(Order.router))
+        ) if clauses else None
+    if order is None:
+        event.outcome = "unknown order"
+        db.session.commit()
+        log.warning("%s callback for an order this account does not have", provider)
+        return 200
+    event.order_id, event.outcome = order.id, "checked"
+    order.notified_at = utcnow()
+    record(order, EventKind.NOTIFIED, f"{provider} says {notice.status_hint or 'something'}")
+    db.session.commit()
+    try:
+        check_payment(order, "webhook", adapter)
+    except ProviderRejected:
+        return 200  # the provider does not know it: a retry cannot help
+    except PaymentError:
+        return 503  # ask again later; the order page and the worker poll too
+    return 200
