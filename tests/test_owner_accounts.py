@@ -12,16 +12,8 @@ from sqlalchemy import text
 from portal.extensions import db
 from portal.models import Order, PaymentAccount, Router
 from portal.services import owners
-from tests.conftest import page_text
+from tests.conftest import CINETPAY, FEDAPAY, FEDAPAY_PUBLIC_KEY, FEEXPAY, page_text
 from tests.test_owner_forms_fuzz import expected_statuses
-from tests.test_sandbox_providers import (  # noqa: F401
-    CINETPAY,
-    FEDAPAY,
-    FEDAPAY_PUBLIC_KEY,
-    FEEXPAY,
-    receiver,
-    sandbox,
-)
 
 PUBLIC_URL = "https://kiosque.example"
 
@@ -42,7 +34,7 @@ SECRETS = {
 
 
 @pytest.fixture
-def app_config(app_config, sandbox):  # noqa: F811
+def app_config(app_config, sandbox):
     return {
         **app_config,
         "PUBLIC_URL": PUBLIC_URL + "/",
@@ -221,7 +213,7 @@ def test_fedapay_environment_picks_the_api_host(browser):
     assert "FedaPay refuse ces clés : Invalid API key: a sandbox key cannot be used on the live API." in page
 
 
-def test_check_keys_when_the_provider_is_down(browser, sandbox):  # noqa: F811
+def test_check_keys_when_the_provider_is_down(browser, sandbox):
     account = add_account(browser, "cinetpay")
     sandbox.set_knobs(outage=True)
     page = page_text(browser.post(f"/owner/accounts/{account.id}/check", headers={"HX-Request": "true"}))

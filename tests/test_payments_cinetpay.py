@@ -17,16 +17,8 @@ from portal.payments.base import (
     ProviderUnavailable,
 )
 from portal.payments.cinetpay import CinetPay
+from tests.conftest import CINETPAY, choose, follow_form, make_order
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token
-from tests.test_sandbox_providers import (  # noqa: F401
-    CINETPAY,
-    choose,
-    follow_form,
-    make_order,
-    receiver,
-    sandbox,
-    silent_server,
-)
 
 HOOKS = "/webhooks/cinetpay"
 

@@ -17,15 +17,8 @@ from portal.payments.base import (
     ProviderUnavailable,
 )
 from portal.payments.fedapay import FedaPay
+from tests.conftest import FEDAPAY, choose, make_order
 from tests.provider_signing import fedapay_signature
-from tests.test_sandbox_providers import (  # noqa: F401
-    FEDAPAY,
-    choose,
-    make_order,
-    receiver,
-    sandbox,
-    silent_server,
-)
 
 HOOKS = "/webhooks/fedapay"
 

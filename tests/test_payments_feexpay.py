@@ -17,14 +17,7 @@ from portal.payments.base import (
     ProviderUnavailable,
 )
 from portal.payments.feexpay import FeexPay, international_phone
-from tests.test_sandbox_providers import (  # noqa: F401
-    FEEXPAY,
-    choose,
-    make_order,
-    receiver,
-    sandbox,
-    silent_server,
-)
+from tests.conftest import FEEXPAY, choose, make_order
 
 HOOKS = "/webhooks/feexpay"
 

@@ -1,192 +1,23 @@
 """The provider sandbox speaks each API as docs/providers.md describes, over real HTTP.
 
 These tests talk to the sandbox with plain requests, never through the adapters, and check
-signatures with tests/provider_signing.py. The fixtures and helpers here are shared with the
-adapter tests (tests/test_payments_*.py).
+signatures with tests/provider_signing.py. Their fixtures (`sandbox`, `receiver`) and helpers
+live in tests/conftest.py, shared with the adapter tests.
 """
 
 import json
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from urllib.parse import parse_qs, parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Request, Response
 
-from portal.payments.base import OrderData
 from sandbox.providers import ProviderSandbox
+from tests.conftest import CINETPAY, FEDAPAY, FEEXPAY, Receiver, Recorded, choose, follow_form, parse_form
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token, fedapay_signature
-
-FEDAPAY = {"secret_key": "sk_sandbox_Kq3vT9xY2bWm", "webhook_secret": "wh_sandbox_7hJ2mN4qRr"}
-FEDAPAY_PUBLIC_KEY = "pk_sandbox_L0pA8s"
-CINETPAY = {"apikey": "cp-apikey-2Zr8VmQ1xx", "site_id": "445160", "secret_key": "cp-secret-9Tn3LwPk"}
-FEEXPAY = {"shop_id": "64f1c2a9b8e7d6f5", "token": "fp_Xw8Rt5Yu2IoPq"}
-
-
-# -- shared helpers ------------------------------------------------------------------------------
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def form(self) -> dict[str, str]:
-        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: object) -> None:
-        pass
-
-
-class Receiver:
-    """Our side of the wire: records every request (webhooks, returns) and answers `status` and `body`."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.status = 200
-        self.body = "ok"
-        self._changed = threading.Condition()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    def _app(self, environ, start_response):
-        request = Request(environ)
-        recorded = Recorded(
-            request.method, request.path, request.query_string.decode(), dict(request.headers), request.get_data()
-        )
-        with self._changed:
-            self.requests.append(recorded)
-            self._changed.notify_all()
-        return Response(self.body, status=self.status)(environ, start_response)
-
-    def start(self) -> "Receiver":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._server.port}{path}"
-
-    def received(self, prefix: str) -> list[Recorded]:
-        with self._changed:
-            return [r for r in self.requests if r.path.startswith(prefix)]
-
-    def wait_for(self, prefix: str, count: int = 1, timeout: float = 5.0) -> list[Recorded]:
-        """The first `count` requests under `prefix`, waiting for them to arrive."""
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.received(prefix)) >= count, timeout)
-        found = self.received(prefix)
-        assert len(found) >= count, f"expected {count} requests under {prefix}, got {len(found)}"
-        return found
-
-
-class _FormParser(HTMLParser):
-    """The first form of a page: its action, hidden inputs and submit buttons."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.hidden: dict[str, str] = {}
-        self.buttons: dict[str, str] = {}  # value -> name
-        self._forms = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._forms += 1
-            if self._forms == 1:
-                self.action = a.get("action", "")
-        elif self._forms == 1 and tag == "input" and a.get("type") == "hidden":
-            self.hidden[a["name"]] = a.get("value", "")
-        elif self._forms == 1 and tag == "button" and a.get("name"):
-            self.buttons[a["value"]] = a["name"]
-
-
-def parse_form(html: str) -> _FormParser:
-    parser = _FormParser()
-    parser.feed(html)
-    assert parser.action is not None, "no form on the page"
-    return parser
-
-
-def choose(page_url: str, action: str) -> requests.Response:
-    """Open a hosted page and press the button for `action`, as a browser would (no redirect followed)."""
-    page = requests.get(page_url, timeout=5)
-    assert page.status_code == 200
-    assert page.headers["Content-Type"].startswith("text/html")
-    form = parse_form(page.text)
-    assert action in form.buttons, f"no {action!r} button on {page_url}"
-    data = {**form.hidden, form.buttons[action]: action}
-    return requests.post(urljoin(page_url, form.action), data=data, allow_redirects=False, timeout=5)
-
-
-def follow_form(page_url: str, response: requests.Response) -> requests.Response:
-    """Submit the (auto-submitting) form of a page with its hidden fields, as the browser's script does."""
-    form = parse_form(response.text)
-    return requests.post(urljoin(page_url, form.action), data=form.hidden, allow_redirects=False, timeout=5)
-
-
-def make_order(receiver: Receiver, **changes: object) -> OrderData:
-    code = secrets.token_hex(5).upper()
-    values = {
-        "code": code,
-        "amount": 500,
-        "currency": "XOF",
-        "description": "Forfait 1 jour",
-        "return_url": receiver.url(f"/o/{code}"),
-        "notify_url": receiver.url("/webhooks/cinetpay/tok"),
-    }
-    values.update(changes)
-    return OrderData(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def sandbox(receiver: Receiver) -> Iterator[ProviderSandbox]:
-    sandbox = ProviderSandbox().start()
-    sandbox.add_fedapay_account(
-        public_key=FEDAPAY_PUBLIC_KEY, webhook_url=receiver.url("/webhooks/fedapay/tok"), **FEDAPAY
-    )
-    sandbox.add_cinetpay_account(**CINETPAY)
-    sandbox.add_feexpay_account(webhook_url=receiver.url("/webhooks/feexpay/tok"), **FEEXPAY)
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A URL whose server accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
-
 
 # -- FedaPay look-alike --------------------------------------------------------------------------
 
