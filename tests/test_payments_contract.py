@@ -69,7 +69,11 @@ PAID, FAILED, CANCELLED = PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatu
 
 @dataclass(frozen=True)
 class Driver:
-    """How the tests play one provider: its sandbox account, an order it takes, what its sandbox says."""
+    """How the tests play one provider: its sandbox account, an order it takes, what its sandbox says.
+
+    The account is the one the `sandbox` fixture (tests/conftest.py) registers, with its webhook
+    URL under /webhooks/<name>/ on the receiver.
+    """
 
     credentials: Mapping[str, str]  # an account the `sandbox` fixture registers, every field filled
     secret: frozenset[str]  # which of those are secrets: never shown back, logged or put in an error
@@ -125,7 +129,8 @@ each_provider = pytest.mark.parametrize("name", list(PROVIDERS))
 
 
 def driver_for(name: str) -> Driver:
-    assert name in DRIVERS, f"{name} is in PROVIDERS without a Driver in tests/test_payments_contract.py"
+    assert name in DRIVERS, (f"{name} is in PROVIDERS without a Driver in tests/test_payments_contract.py "
+                             "(and an account in the `sandbox` fixture)")
     return DRIVERS[name]
 
 
