@@ -39,6 +39,11 @@ DEFAULTS = {
     "STUCK_ORDER_ALERT_AFTER": 600,
     "ROUTER_CHECK_EVERY": 60,
     "ROUTER_DOWN_ALERT_AFTER": 60,
+    # The worker's router work: threads for routers that answer, for the others, and how long a
+    # sweep waits for it (what is still running then finishes while the next sweeps go on).
+    "WORKER_ROUTER_THREADS": 8,
+    "WORKER_SLOW_ROUTER_THREADS": 2,
+    "WORKER_SWEEP_BUDGET": 10,
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
     "MAIL_DEFAULT_SENDER": "kiosque@localhost",

@@ -85,9 +85,11 @@ class Router(db.Model):
     login_by: Mapped[str] = mapped_column(String(120), default="")
     facts: Mapped[dict] = mapped_column(JSON, default=dict)
     last_contact_at: Mapped[datetime | None]
-    # Set by the worker when the router stops answering; cleared when it answers again.
+    # Set when the router stops answering; cleared when it answers again (services/router_health).
     down_since: Mapped[datetime | None]
     down_alerted: Mapped[bool] = mapped_column(default=False)
+    failures: Mapped[int] = mapped_column(default=0)  # failed contacts in a row
+    retry_at: Mapped[datetime | None]  # until then, Kiosque leaves the router alone
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[Owner] = relationship(back_populates="routers")

@@ -28,9 +28,12 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def refuse_nul_characters():
-        """No text Kiosque stores or looks up may hold NUL: PostgreSQL refuses it outright."""
+        """No text Kiosque stores or looks up may hold NUL: PostgreSQL refuses it outright.
+
+        Provider callbacks are kept as they arrived first: their intake refuses what it cannot read.
+        """
         values = [request.path, *request.args.keys(), *request.args.values()]
-        if request.mimetype in FORM_TYPES:
+        if request.mimetype in FORM_TYPES and request.blueprint != "webhooks":
             request.get_data(cache=True)  # keep the raw body for signatures; the form parses from it
             values += [*request.form.keys(), *request.form.values()]
         if any("\x00" in value for value in values):

@@ -36,6 +36,7 @@ Behaviours the reference leaves open, and what the sandbox does:
 from __future__ import annotations
 
 import copy
+from collections import Counter
 import hashlib
 import hmac
 import itertools
@@ -224,6 +225,7 @@ class ProviderSandbox:
         self._fedapay_tokens: dict[str, str] = {}  # token -> id
         self._cinetpay: dict[str, dict[str, Any]] = {}  # by transaction_id
         self._feexpay: dict[str, dict[str, Any]] = {}  # by reference
+        self.api_calls: Counter[str] = Counter()  # API calls received, by endpoint ("fedapay_get"...)
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stopping = threading.Event()
@@ -440,6 +442,8 @@ class ProviderSandbox:
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.api_calls[view.__name__.lstrip("_")] += 1
             if self.outage:
                 sock = request.environ.get("werkzeug.socket")
                 if self.outage_drops_connection and sock is not None:

@@ -3,12 +3,13 @@ its webhooks, the sandbox router taking the tickets."""
 
 import html
 import re
+import time
 
 import pytest
 import requests
 
 from portal.extensions import db
-from portal.models import Order, OrderStatus, WebhookEvent
+from portal.models import Order, OrderStatus, Router, WebhookEvent
 from tests.conftest import CLIENT_IP, Buyer, latest_order, users_for, wait_for
 
 PROVIDERS = ("fedapay", "cinetpay", "feexpay")
@@ -140,7 +141,8 @@ def test_router_down_at_payment_time_then_back(shop, live_server, provider_sandb
     assert order.status == OrderStatus.PAID
     assert "Paiement reçu" in buyer.order_page(order)
     router_server.mode = "normal"
-    order.next_attempt_at = None  # the retry is due
+    order.next_attempt_at = None  # time passes: the retry is due, the router's backoff over
+    db.session.execute(db.update(Router).values(retry_at=None))
     db.session.commit()
     assert "Vous êtes connecté" in buyer.order_page(order)
     assert len(users_for(router_server, latest_order())) == 1
@@ -155,3 +157,41 @@ def test_double_submit_makes_one_order_and_one_charge(shop, live_server, provide
     assert first.headers["Location"] == second.headers["Location"]
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 1
     assert len(provider_sandbox.transactions("fedapay")) == 1
+
+
+def test_a_reference_the_account_already_has_fails_the_checkout_cleanly(shop, live_server, provider_sandbox):
+    """A provider's test account reset hands out an old transaction id again: a clear page, no 500."""
+    buyer = Buyer(live_server, shop)
+    buyer.buy("fedapay")
+    first = latest_order()
+    first.provider_ref = str(int(first.provider_ref) + 1)  # an older order holds the id the provider gives next
+    db.session.commit()
+    page = buyer.buy("fedapay")
+    assert page.status_code == 422 and "Rien n'a été débité" in html.unescape(page.text)
+    second = latest_order()
+    assert second.id != first.id and second.status == OrderStatus.FAILED and second.provider_ref is None
+    assert "already used" in second.last_error
+
+
+def test_an_order_page_asks_the_provider_at_most_once_per_gap(app, shop, live_server, provider_sandbox):
+    """Hits on the order page or its return address, even at once, never multiply calls with the owner's key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["PROVIDER_CHECK_GAP"] = 1
+    buyer = Buyer(live_server, shop)
+    buyer.buy("fedapay")
+    order = latest_order()
+    before = provider_sandbox.api_calls["fedapay_get"]
+    started = time.monotonic()
+
+    def hit(n: int) -> int:
+        url = f"{live_server}/o/{order.code}"
+        if n % 2:  # the provider's return, with its hint
+            return requests.get(url, params={"id": order.provider_ref, "status": "approved"}, timeout=30).status_code
+        return requests.post(url, data={"transaction_id": order.code}, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(hit, range(40))) == {200}
+    elapsed = time.monotonic() - started
+    calls = provider_sandbox.api_calls["fedapay_get"] - before
+    assert 1 <= calls <= 1 + elapsed, f"{calls} status calls in {elapsed:.1f} s"

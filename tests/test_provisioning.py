@@ -154,3 +154,41 @@ def test_no_secret_reaches_the_logs(router, plan, router_server, caplog):
     assert "not created on router" in logged  # the failure was logged...
     for secret in (ROUTER_PASSWORD, ticket.password, pending.password):
         assert secret not in logged  # ...without any secret
+
+
+def test_settings_with_too_few_codes_are_refused(browser, router_server):
+    from tests.conftest import router_values
+
+    page = browser.post("/owner/routers/new", router_values(router_server, name_length="3", charset="num"))
+    assert page.status_code == 422
+    assert "ne donnent que 512 codes différents" in page_text(page)
+    assert db.session.scalar(db.select(db.func.count(Router.id))) == 0
+    assert browser.post("/owner/routers/new", router_values(router_server)).status_code == 302  # 6 letters: plenty
+
+
+def test_a_router_out_of_free_names_fails_the_sale_quickly(app, router, plan, router_server):
+    """Old settings with a tiny name space (512 codes), all of them sold: a clear error, never a spin."""
+    import itertools
+    import threading
+
+    router.user_mode, router.charset, router.name_length = "vc", "num", 3
+    db.session.add_all(Ticket(router=router, plan_label="1 jour", price=500, username="".join(digits),
+                              password="x", profile="1d", server="all", comment="vc-100-01.01.26-x")
+                       for digits in itertools.product("23456789", repeat=3))
+    db.session.commit()
+    outcome = []
+
+    def sell() -> None:
+        with app.app_context():
+            try:
+                provisioning.sell_by_hand(db.session.get(Router, router.id), db.session.get(Plan, plan.id))
+            except RouterError as exc:
+                outcome.append(router_service.describe_router_error(exc))
+
+    seller = threading.Thread(target=sell, daemon=True)
+    seller.start()
+    seller.join(60)
+    assert not seller.is_alive(), "the sale kept drawing names"
+    assert outcome == ["Plus aucun code libre avec les réglages des tickets de ce routeur : allongez le code "
+                       "ou prenez plus de caractères."]
+    assert router_server.users() == []

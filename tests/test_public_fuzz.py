@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portal.extensions import db
-from portal.models import Order
+from portal.models import Order, WebhookEvent
 from sandbox import demo, point_adapters_at
 from tests.conftest import ROUTER_PASSWORD
+from tests.provider_signing import cinetpay_x_token
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(max_size=60)
@@ -91,3 +92,21 @@ def test_nul_characters_are_refused_everywhere(app, selling):
     stored = client.post(f"/webhooks/{account.provider}/{account.webhook_token}", data=b'{"id": "\x00"}',
                          headers={"Content-Type": "application/json"})
     assert stored.status_code < 500
+
+
+@pytest.mark.parametrize("provider", ["feexpay", "cinetpay"])
+def test_a_nul_inside_a_callback_is_refused_and_the_callback_kept(app, selling, provider):
+    """A JSON \\u0000 or a form %00 reaches the adapter as a real NUL: 400, never a 500, and the event stays."""
+    account = next(a for a in selling.accounts if a.provider == provider)
+    url = f"/webhooks/{provider}/{account.webhook_token}"
+    client = app.test_client()
+    if provider == "feexpay":
+        answer = client.post(url, data=b'{"reference": "abc\\u0000", "status": "SUCCESSFUL"}',
+                             headers={"Content-Type": "application/json"})
+    else:
+        fields = {"cpm_site_id": account.secrets["site_id"], "cpm_trans_id": "AB\x00CD"}
+        answer = client.post(url, data=fields, headers={"x-token": cinetpay_x_token(account.secrets["secret_key"],
+                                                                                     fields)})
+    assert answer.status_code == 400
+    [event] = db.session.scalars(db.select(WebhookEvent)).all()
+    assert event.outcome == "invalid" and event.account_id == account.id

@@ -166,9 +166,12 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def text(value: Any) -> str | None:
-    """A JSON scalar as text (ids arrive as numbers or strings); None for anything else."""
+    """A JSON scalar as text (ids arrive as numbers or strings); None for anything else.
+
+    Text holding a NUL is none either: no reference has one, and databases refuse it.
+    """
     if isinstance(value, str):
-        return value or None
+        return value if value and "\x00" not in value else None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None

@@ -142,7 +142,7 @@ class CinetPay(PaymentProvider):
         expected = hmac.new(self.credentials["secret_key"].encode(), message, hashlib.sha256).hexdigest()
         if not digests_equal(expected, token):
             raise self.error(InvalidNotification, "x-token does not match the notification", code="signature")
-        trans_id = fields.get("cpm_trans_id")
+        trans_id = text(fields.get("cpm_trans_id"))
         if not trans_id:
             raise self.error(InvalidNotification, "notification without cpm_trans_id", code="body")
         if fields.get("cpm_site_id") != self.credentials["site_id"]:

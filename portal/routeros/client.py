@@ -87,6 +87,10 @@ class RouterCommandError(RouterError):
         self.router_message = router_message
 
 
+class NameCollisions(RouterError):
+    """No free username could be found: the router (or Kiosque's records) holds every name drawn."""
+
+
 @dataclass(frozen=True)
 class RouterFacts:
     identity: str

@@ -63,6 +63,16 @@ def sample(
     return [_draw(mode, length, charset, prefix) for _ in range(n)]
 
 
+def name_space(mode: str, length: int, charset: str) -> int:
+    """How many different usernames these settings can draw (the prefix adds none)."""
+    _check_settings(mode, length, charset, "")
+    alphabet = len(CHARSETS[charset])
+    if mode == "vc" and charset in _LETTER_CHARSETS:
+        digits = _VC_DIGITS[length]
+        return alphabet ** (length - digits) * len(DIGITS) ** digits
+    return alphabet ** length
+
+
 def comment(mode: str, order_code: str, today: datetime.date) -> str:
     """Return a Mikhmon batch comment, ``vc-NNN-mm.dd.yy-<order_code>``.
 

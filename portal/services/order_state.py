@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
+from portal.services.rows import update_if
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **
 
     The order object is brought up to date from the same statement when it moved.
     """
-    return _update(order, Order.status.in_(from_), status=to, **values)
+    return update_if(order, Order.status.in_(from_), status=to, **values)
 
 
 def find_order(code: str) -> Order | None:
@@ -76,7 +76,7 @@ def claim_provisioning(order: Order) -> Claim | None:
     """Claim a paid order nobody holds (or whose holder's claim lapsed); None if it cannot be."""
     claim = _claim_values()
     free = or_(Order.claimed_until.is_(None), Order.claimed_until < utcnow())
-    if not _update(order, Order.status == OrderStatus.PAID, free, **claim):
+    if not update_if(order, Order.status == OrderStatus.PAID, free, **claim):
         return None
     return Claim(order, claim["claim_token"])
 
@@ -84,17 +84,17 @@ def claim_provisioning(order: Order) -> Claim | None:
 def renew(claim: Claim, **values) -> bool:
     """Check the claim still holds and push its deadline back; False if it was taken over."""
     until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
-    return _update(claim.order, *_held(claim), claimed_until=until, **values)
+    return update_if(claim.order, *_held(claim), claimed_until=until, **values)
 
 
 def release(claim: Claim, **values) -> bool:
     """Give the claim up (the order stays paid, for a later attempt); False if it was taken over."""
-    return _update(claim.order, *_held(claim), claim_token=None, claimed_until=None, **values)
+    return update_if(claim.order, *_held(claim), claim_token=None, claimed_until=None, **values)
 
 
 def finish(claim: Claim, **values) -> bool:
     """The ticket is on the router: provisioned, claim released; False if it was taken over."""
-    return _update(claim.order, *_held(claim), status=OrderStatus.PROVISIONED, claim_token=None,
+    return update_if(claim.order, *_held(claim), status=OrderStatus.PROVISIONED, claim_token=None,
                    claimed_until=None, **values)
 
 
@@ -108,21 +108,3 @@ def expire(order: Order) -> bool:
     if moved:
         record(order, EventKind.EXPIRED, "no payment in time")
     return moved
-
-
-def _update(order: Order, *conditions, **values) -> bool:
-    """One conditional UPDATE of this order; when it matched, the object takes the new row.
-
-    The row comes back from the same statement (RETURNING) and is set column by column, so the
-    order's loaded relationships (its router, its account) stay loaded.
-    """
-    columns = Order.__table__.columns
-    row = db.session.execute(
-        update(Order).where(Order.id == order.id, *conditions).values(**values).returning(*columns)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        return False
-    for column, value in zip(columns, row):
-        set_committed_value(order, column.key, value)
-    return True

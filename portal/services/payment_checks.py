@@ -81,7 +81,7 @@ def poll(order: Order, *, returned: bool = False) -> None:
         config = current_app.config
         quiet = timedelta(seconds=0 if returned else config["ORDER_POLL_AFTER"])
         last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
-        if utcnow() - last_news >= quiet and _take_turn(order, config["PROVIDER_CHECK_GAP"]):
+        if utcnow() - last_news >= quiet and take_turn(order.id, config["PROVIDER_CHECK_GAP"]):
             try:
                 check_payment(order, "buyer returned" if returned else "order page")
             except PaymentError:
@@ -90,11 +90,14 @@ def poll(order: Order, *, returned: bool = False) -> None:
         provisioning.provision_order(order)
 
 
-def _take_turn(order: Order, gap: float) -> bool:
-    """Claim the next status check of this order: False when one was made less than `gap` seconds ago."""
+def take_turn(order_id: int, gap: float) -> bool:
+    """Claim the next status check of this order: False when one was made less than `gap` seconds ago.
+
+    Of several requests or workers asking at once, one gets the turn. Commits.
+    """
     now = utcnow()
     taken = db.session.execute(
-        update(Order).where(Order.id == order.id, or_(Order.last_checked_at.is_(None),
+        update(Order).where(Order.id == order_id, or_(Order.last_checked_at.is_(None),
                                                       Order.last_checked_at <= now - timedelta(seconds=gap)))
         .values(last_checked_at=now).execution_options(synchronize_session=False)
     ).rowcount == 1

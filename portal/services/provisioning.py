@@ -26,8 +26,8 @@ from portal import deferred
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderStatus, Plan, Router, Ticket, TicketStatus, utcnow
 from portal.routeros import credentials
-from portal.routeros.client import RouterClient, RouterCommandError, RouterError, router_client
-from portal.services import notifications
+from portal.routeros.client import NameCollisions, RouterClient, RouterCommandError, RouterError, router_client
+from portal.services import notifications, router_health
 from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
 from portal.services.routers import router_address
 
@@ -37,10 +37,6 @@ RETRY_BACKOFF = (5, 15, 30, 60, 120, 300)  # seconds before each new provisionin
 DUPLICATE_USER = "already have user with this name"
 MAX_NAME_DRAWS = 5  # names tried on the router before giving up on an attempt
 MAX_FREE_NAME_DRAWS = 20  # names drawn against Kiosque's own records before giving up
-
-
-class NameCollisions(RouterError):
-    """No free username could be found: the router or Kiosque already holds every name drawn."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,10 @@ class Sale:
 
 
 def provision_order(order: Order) -> None:
-    """Claim a paid order nobody is working on and make its ticket; nothing if it is taken or done."""
+    """Claim a paid order nobody is working on and make its ticket; nothing if it is taken or done,
+    or while its router is left alone after failing to answer."""
+    if not router_health.available(order.router):
+        return
     claim = claim_provisioning(order)
     if claim is None:
         db.session.rollback()
@@ -86,22 +85,31 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
     if ticket is None:
         ticket = new_ticket(order.router, Sale.of_order(order), tag=order.code, order_id=order.id,
                             client_ip=order.client_ip, client_mac=order.client_mac)
+    router = order.router
+    if not router_health.available(router):  # it failed to answer a moment ago: try when it is due
+        release(claim, next_attempt_at=router.retry_at)
+        db.session.commit()
+        return
     db.session.commit()  # 1. the claim (and the payment) with the credentials
-    client = _client(order.router)
     taken_over = ticket.status == TicketStatus.CREATED  # an earlier holder got the user onto the router
     if not taken_over:
         try:
-            user_id = _ensure_user(ticket, client)
+            user_id = _ensure_user(ticket, _client(router))
         except RouterError as exc:
             _note_failure(ticket, exc)
+            change = router_health.failed(router) if router_health.counts_against(exc) else None
             delay = RETRY_BACKOFF[min(order.attempts, len(RETRY_BACKOFF)) - 1]
-            if release(claim, next_attempt_at=utcnow() + timedelta(seconds=delay), last_error=str(exc)[:300]):
+            next_attempt = max(filter(None, (utcnow() + timedelta(seconds=delay), router.retry_at)))
+            if release(claim, next_attempt_at=next_attempt, last_error=str(exc)[:300]):
                 record(order, EventKind.ROUTER_ERROR, f"attempt {order.attempts}: {exc}")
             db.session.commit()
+            _tell_owner(router, change, str(exc))
             return
         _mark_created(ticket, user_id)
+    change = router_health.answered(router)
     held = renew(claim)  # 2. nobody took the order over while the router was working
     db.session.commit()
+    _tell_owner(router, change)
     if not held:
         return
     logged_in = log_client_in(ticket, check_first=taken_over)
@@ -112,6 +120,17 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
     db.session.commit()
     if order.status == OrderStatus.PROVISIONED:
         deferred.after_response(_email_owner, order.id)
+
+
+def _tell_owner(router: Router, change: router_health.Change | None, error: str = "") -> None:
+    if change is not None:
+        deferred.after_response(_send_router_news, router.id, change, error)
+
+
+def _send_router_news(router_id: int, change: router_health.Change, error: str) -> None:
+    router = db.session.get(Router, router_id)
+    if router is not None:
+        router_health.tell_owner(router, change, error)
 
 
 def retry_now(order: Order) -> None:
@@ -144,14 +163,19 @@ def provision_ticket(ticket: Ticket) -> Ticket:
     """Make sure a ticket's user is on the router (a cash sale, or the owner's retry). Raises RouterError."""
     if ticket.status == TicketStatus.CREATED:
         return ticket
+    router = ticket.router
     try:
-        user_id = _ensure_user(ticket, _client(ticket.router))
+        user_id = _ensure_user(ticket, _client(router))
     except RouterError as exc:
         _note_failure(ticket, exc)
+        change = router_health.failed(router) if router_health.counts_against(exc) else None
         db.session.commit()
+        _tell_owner(router, change, str(exc))
         raise
     _mark_created(ticket, user_id)
+    change = router_health.answered(router)
     db.session.commit()
+    _tell_owner(router, change)
     return ticket
 
 

@@ -90,15 +90,25 @@ def _start_checkout(order: Order, adapter: PaymentProvider) -> None:
     try:
         session = adapter.create_checkout(data)
     except PaymentError as exc:
-        transition(order, OrderStatus.FAILED, (OrderStatus.CREATED,), last_error=str(exc)[:300])
-        record(order, EventKind.CHECKOUT_FAILED, str(exc))
-        db.session.commit()
+        _fail(order, str(exc))
         if isinstance(exc, ProviderUnavailable):
             raise PurchaseError(_("Le service de paiement ne répond pas. Rien n'a été débité : réessayez "
                                   "dans un instant.")) from None
         raise PurchaseError(_("Le paiement n'a pas pu démarrer : %(reason)s",
                               reason=exc.provider_message or exc.message)) from None
-    transition(order, OrderStatus.PENDING, (OrderStatus.CREATED,), provider_ref=session.provider_ref,
-               checkout_url=session.redirect_url or "")
+    try:
+        transition(order, OrderStatus.PENDING, (OrderStatus.CREATED,), provider_ref=session.provider_ref,
+                   checkout_url=session.redirect_url or "")
+    except IntegrityError:  # a reference this account already has: a provider's test account was reset
+        db.session.rollback()
+        _fail(order, f"{order.provider} gave reference {session.provider_ref}, already used by another order")
+        raise PurchaseError(_("Le paiement n'a pas pu démarrer. Rien n'a été débité : réessayez dans un "
+                              "instant.")) from None
     record(order, EventKind.CHECKOUT_STARTED, session.provider_ref)
+    db.session.commit()
+
+
+def _fail(order: Order, reason: str) -> None:
+    transition(order, OrderStatus.FAILED, (OrderStatus.CREATED,), last_error=reason[:300])
+    record(order, EventKind.CHECKOUT_FAILED, reason)
     db.session.commit()

@@ -4,14 +4,15 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from flask import current_app
-from flask_babel import format_datetime
+from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Order, Owner, Router, utcnow
-from portal.routeros import mikhmon
+from portal.routeros import credentials, mikhmon
 from portal.routeros.client import (
+    NameCollisions,
     RouterAddress,
     RouterAuthFailed,
     RouterClient,
@@ -60,8 +61,20 @@ def owned_router(owner: Owner, router_id: int) -> Router | None:
     return db.session.scalar(select(Router).where(Router.id == router_id, Router.owner_id == owner.id))
 
 
+# Fewer codes than this would run out on a busy hotspot, and a client could find a valid voucher
+# by trying codes on the login page (RouterOS does not slow repeated attempts down).
+MIN_NAME_SPACE = 100_000
+
+
 def save_router(owner: Owner, router: Router | None, values: dict, api_password: str) -> Router:
     """Create or update a router from validated form values."""
+    possible = credentials.name_space(values["user_mode"], values["name_length"], values["charset"])
+    if possible < MIN_NAME_SPACE:
+        raise RouterSettingsError("name_length", _(
+            "Ces réglages ne donnent que %(count)s codes différents : ils s'épuiseraient vite, et un client "
+            "pourrait trouver un code valable en essayant. Allongez le code ou prenez plus de caractères "
+            "(au moins %(minimum)s codes possibles).",
+            count=format_decimal(possible), minimum=format_decimal(MIN_NAME_SPACE)))
     clash = db.session.scalar(
         select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"])
     )
@@ -104,6 +117,9 @@ def describe_router_error(exc: RouterError) -> str:
         )
     if isinstance(exc, RouterCommandError):
         return _("Le routeur a refusé la commande : %(message)s", message=exc.router_message)
+    if isinstance(exc, NameCollisions):
+        return _("Plus aucun code libre avec les réglages des tickets de ce routeur : allongez le code ou "
+                 "prenez plus de caractères.")
     return _("Erreur de communication avec le routeur.")
 
 

@@ -1,15 +1,27 @@
 """The worker's sweeps: whatever the webhooks and the buyers' pages missed is caught up here.
 
-Every sweep is safe to run from several workers on several machines at once: each piece of work
-is claimed with a conditional UPDATE first, so only one of them does it.
+Every piece of work is claimed with a conditional UPDATE first, so several workers on several
+machines never do it twice. The work that talks to routers (polls that may end in a ticket,
+tickets to retry, health checks) runs per router in two lanes of threads, so that no owner's
+dead router slows another owner's tickets:
+
+- the fast lane serves routers that answered at their last contact;
+- the slow lane, with few threads, serves routers never reached yet or failing, and a failing
+  router is left alone between tries (router_health): it costs one timeout per while.
+
+Routers with orders waiting go first, health checks last. A sweep waits for its router work at
+most WORKER_SWEEP_BUDGET seconds: work not started by then is planned again at the next sweep,
+work still running finishes in the background, and later sweeps skip that router until it does.
 """
 
 import logging
 import threading
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
@@ -19,9 +31,9 @@ from portal.extensions import db
 from portal.models import EventKind, Order, OrderStatus, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
-from portal.services import notifications, provisioning
+from portal.services import notifications, provisioning, router_health
 from portal.services.order_state import OPEN, expire, record
-from portal.services.payment_checks import check_payment
+from portal.services.payment_checks import check_payment, take_turn
 from portal.services.routers import router_address
 
 log = logging.getLogger(__name__)
@@ -38,29 +50,98 @@ class SweepReport:
     alerts: list[str] = field(default_factory=list)
 
 
+@dataclass
+class RouterWork:
+    """What one router's task does in a sweep."""
+
+    router_id: int
+    polls: list[int] = field(default_factory=list)  # pending orders to ask the provider about
+    retries: list[int] = field(default_factory=list)  # paid orders whose ticket is due
+    check: bool = False  # ask the router who it is (health)
+    slow: bool = True  # never reached yet, or failing
+
+    @property
+    def rank(self) -> tuple:
+        return not self.polls, not self.retries
+
+
+class Lanes:
+    """The threads that do router work, kept from sweep to sweep, and the routers they are on."""
+
+    def __init__(self, app: Flask) -> None:
+        config = app.config
+        self.app = app
+        self.fast = ThreadPoolExecutor(config["WORKER_ROUTER_THREADS"], thread_name_prefix="router-fast")
+        self.slow = ThreadPoolExecutor(config["WORKER_SLOW_ROUTER_THREADS"], thread_name_prefix="router-slow")
+        self.busy: set[int] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, work: RouterWork) -> Future | None:
+        """Queue a router's work, unless that router's work from an earlier sweep is still running."""
+        with self._lock:
+            if work.router_id in self.busy:
+                return None
+            self.busy.add(work.router_id)
+        future = (self.slow if work.slow else self.fast).submit(self._serve, work)
+        future.add_done_callback(lambda _: self._free(work.router_id))  # done, failed or cancelled
+        return future
+
+    def _free(self, router_id: int) -> None:
+        with self._lock:
+            self.busy.discard(router_id)
+
+    def _serve(self, work: RouterWork) -> SweepReport:
+        with self.app.app_context():
+            try:
+                return serve_router(work)
+            finally:
+                db.session.remove()
+
+    def close(self, *, wait_for_running: bool) -> None:
+        for lane in (self.fast, self.slow):
+            lane.shutdown(wait=wait_for_running, cancel_futures=True)
+
+
 def run(interval: float, stop: threading.Event, *, once: bool = False) -> SweepReport | None:
     """Sweep every `interval` seconds until `stop` is set, or just once; returns the last report."""
-    while True:
-        report = None
-        try:
-            report = sweep()
-        except OperationalError as exc:  # the database went away for a moment: try next sweep
-            db.session.rollback()
-            log.warning("worker sweep failed: %s", type(exc).__name__)
-        finally:
-            db.session.remove()  # a fresh session per sweep: nothing stale carried over
-        if once or stop.wait(interval):
-            return report
+    lanes = Lanes(current_app._get_current_object())
+    try:
+        while True:
+            report = None
+            try:
+                report = sweep(lanes)
+            except OperationalError as exc:  # the database went away for a moment: try next sweep
+                db.session.rollback()
+                log.warning("worker sweep failed: %s", type(exc).__name__)
+            finally:
+                db.session.remove()  # a fresh session per sweep: nothing stale carried over
+            if once or stop.wait(interval):
+                return report
+    finally:
+        lanes.close(wait_for_running=once)
 
 
-def sweep() -> SweepReport:
-    """One pass over everything that needs catching up."""
+def sweep(lanes: Lanes | None = None) -> SweepReport:
+    """One pass over everything that needs catching up (with lanes of its own when none are given)."""
+    own = lanes is None
+    lanes = lanes or Lanes(current_app._get_current_object())
     report = SweepReport()
-    report.provisioned = provision_paid_orders()
-    report.polled = poll_pending_orders()
-    report.expired = expire_old_orders()
+    try:
+        report.expired = expire_old_orders()
+        futures = [f for work in plan_router_work() if (f := lanes.submit(work)) is not None]
+        done, late = wait(futures, timeout=current_app.config["WORKER_SWEEP_BUDGET"])
+        for future in late:
+            future.cancel()  # not started yet: planned again next sweep; started ones finish on their own
+        for future in done:
+            served = future.result()
+            report.provisioned += served.provisioned
+            report.polled += served.polled
+            report.alerts += served.alerts
+    finally:
+        if own:
+            lanes.close(wait_for_running=True)
     report.emails = notifications.retry_unsent_sale_emails()
-    report.alerts = check_routers() + alert_stuck_orders()
+    report.alerts += alert_stuck_orders()
     return report
 
 
@@ -70,47 +151,67 @@ def _act(action: str, **fields) -> None:
              extra={"action": action, **fields})
 
 
-def provision_paid_orders() -> int:
-    """Make the tickets of paid orders whose retry is due (the claim keeps workers apart)."""
+def plan_router_work() -> list[RouterWork]:
+    """Each router's work for this sweep, routers with orders first."""
+    config = current_app.config
     now = utcnow()
-    due = db.session.scalars(
-        select(Order).where(
-            Order.status == OrderStatus.PAID,
-            or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
-            or_(Order.claimed_until.is_(None), Order.claimed_until < now),
-        ).order_by(Order.paid_at).limit(BATCH)
-    ).all()
-    done = 0
-    for order in due:
-        provisioning.provision_order(order)
-        _act("provision", order_id=order.id, status=order.status, attempts=order.attempts)
-        done += order.status == OrderStatus.PROVISIONED
-    return done
-
-
-def poll_pending_orders() -> int:
-    """Ask the providers about pending orders without news lately (lost webhooks)."""
-    now = utcnow()
-    quiet_since = now - timedelta(seconds=current_app.config["WORKER_POLL_AFTER"])
-    candidates = db.session.scalars(
-        select(Order.id).where(
+    reachable = or_(Router.retry_at.is_(None), Router.retry_at <= now)
+    work: dict[int, RouterWork] = defaultdict(lambda: RouterWork(0))
+    quiet_since = now - timedelta(seconds=config["WORKER_POLL_AFTER"])
+    polls = db.session.execute(
+        select(Order.id, Order.router_id).where(
             Order.status == OrderStatus.PENDING,
-            Order.created_at >= now - timedelta(seconds=current_app.config["ORDER_TTL"]),
+            Order.created_at >= now - timedelta(seconds=config["ORDER_TTL"]),
             Order.created_at < quiet_since,
             or_(Order.notified_at.is_(None), Order.notified_at < quiet_since),
             or_(Order.last_checked_at.is_(None), Order.last_checked_at < quiet_since),
         ).order_by(Order.last_checked_at.nulls_first()).limit(BATCH)
     ).all()
-    polled = 0
-    for order_id in candidates:
-        # Claim the check: of several workers, the first to move last_checked_at asks.
-        claimed = db.session.execute(
-            update(Order).where(Order.id == order_id, or_(Order.last_checked_at.is_(None),
-                                                          Order.last_checked_at < quiet_since))
-            .values(last_checked_at=now).execution_options(synchronize_session=False)
-        ).rowcount
-        db.session.commit()
-        if not claimed:
+    for order_id, router_id in polls:
+        work[router_id].polls.append(order_id)
+    retries = db.session.execute(
+        select(Order.id, Order.router_id).join(Order.router).where(
+            Order.status == OrderStatus.PAID, reachable,
+            or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
+            or_(Order.claimed_until.is_(None), Order.claimed_until < now),
+        ).order_by(Order.paid_at).limit(BATCH)
+    ).all()
+    for order_id, router_id in retries:
+        work[router_id].retries.append(order_id)
+    due_check = now - timedelta(seconds=config["ROUTER_CHECK_EVERY"])
+    for router_id in db.session.scalars(select(Router.id).where(
+        Router.accounts.any(), reachable,
+        or_(Router.down_since.is_not(None), Router.last_contact_at.is_(None), Router.last_contact_at < due_check),
+    )):
+        work[router_id].check = True
+    if work:
+        healthy = set(db.session.scalars(select(Router.id).where(
+            Router.id.in_(list(work)), Router.last_contact_at.is_not(None), Router.failures == 0)))
+        for router_id, item in work.items():
+            item.router_id, item.slow = router_id, router_id not in healthy
+    return sorted(work.values(), key=lambda item: item.rank)
+
+
+def serve_router(work: RouterWork) -> SweepReport:
+    """One router's work in a sweep: polls, due tickets, and its health check.
+
+    A failing router is asked first; when it answers again, its paid orders go at once instead
+    of waiting out their backoff.
+    """
+    report = SweepReport()
+    router = db.session.get(Router, work.router_id)
+    if router is None:
+        return report
+    if work.slow and work.check and router_health.available(router):
+        _check(router, report)
+        work.check = False
+        if router.failures == 0:
+            work.retries = list(db.session.scalars(select(Order.id).where(
+                Order.router_id == router.id, Order.status == OrderStatus.PAID,
+                or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= utcnow()))))
+    quiet = current_app.config["WORKER_POLL_AFTER"]
+    for order_id in work.polls:
+        if not take_turn(order_id, quiet):  # another worker asked meanwhile
             continue
         order = db.session.get(Order, order_id, populate_existing=True)
         try:
@@ -118,9 +219,44 @@ def poll_pending_orders() -> int:
         except PaymentError as exc:
             _act("poll failed", order_id=order.id, error=type(exc).__name__)
             continue
-        polled += 1
+        report.polled += 1
+        report.provisioned += order.status == OrderStatus.PROVISIONED
         _act("poll", order_id=order.id, status=order.status)
-    return polled
+    for order_id in work.retries:
+        if not router_health.available(router):  # it stopped answering: the rest waits its turn
+            break
+        order = db.session.get(Order, order_id, populate_existing=True)
+        provisioning.provision_order(order)
+        report.provisioned += order.status == OrderStatus.PROVISIONED
+        _act("provision", order_id=order.id, status=order.status, attempts=order.attempts)
+    if work.check and router_health.available(router):
+        _check(router, report)
+    return report
+
+
+def _check(router: Router, report: SweepReport) -> None:
+    change = check_router(router)
+    if change is not None:
+        report.alerts.append(f"router {router.id} {change}")
+
+
+def check_router(router: Router) -> router_health.Change | None:
+    """Ask the router who it is, over a connection of its own; tell the owner when it went down or came back."""
+    client = RouterClient(router_address(router))
+    error = ""
+    try:
+        client.facts()
+        change = router_health.checked(router)
+    except RouterError as exc:
+        error = str(exc)
+        change = router_health.failed(router) if router_health.counts_against(exc) else router_health.checked(router)
+    finally:
+        client.close()
+    db.session.commit()
+    _act("router check", router_id=router.id, reachable=not error)
+    if change is not None:
+        router_health.tell_owner(router, change, error)
+    return change
 
 
 def expire_old_orders() -> int:
@@ -168,71 +304,3 @@ def alert_stuck_orders() -> list[str]:
         sent.append(f"stuck order {order.id}")
         _act("alert stuck order", order_id=order.id)
     return sent
-
-
-def check_routers() -> list[str]:
-    """Ask each router that sells online who it is; alert once when one goes down and once when back."""
-    waiting = select(Order.router_id).where(Order.status == OrderStatus.PAID)
-    routers = db.session.scalars(select(Router).where(
-        Router.accounts.any(),
-        or_(Router.down_since.is_not(None), Router.last_contact_at.is_(None), Router.id.in_(waiting),
-            Router.last_contact_at < utcnow() - timedelta(seconds=current_app.config["ROUTER_CHECK_EVERY"])),
-    )).all()
-    alerts = []
-    for router in routers:
-        client = RouterClient(router_address(router))
-        try:
-            client.facts()
-            reachable, error = True, ""
-        except RouterError as exc:
-            reachable, error = False, str(exc)
-        finally:
-            client.close()
-        alert = _record_health(router, reachable)
-        _act("router check", router_id=router.id, reachable=reachable)
-        if alert:
-            _send_router_alert(router, alert, error)
-            alerts.append(f"router {router.id} {alert}")
-    return alerts
-
-
-def _record_health(router: Router, reachable: bool) -> str | None:
-    """Store what the check found; returns "down" or "up" when this worker must send that alert."""
-    now = utcnow()
-    if reachable:
-        came_back = db.session.execute(
-            update(Router).where(Router.id == router.id, Router.down_alerted.is_(True))
-            .values(down_since=None, down_alerted=False, last_contact_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not came_back:
-            db.session.execute(update(Router).where(Router.id == router.id)
-                               .values(down_since=None, last_contact_at=now)
-                               .execution_options(synchronize_session=False))
-        db.session.commit()
-        return "up" if came_back else None
-    db.session.execute(update(Router).where(Router.id == router.id, Router.down_since.is_(None))
-                       .values(down_since=now).execution_options(synchronize_session=False))
-    # Alert once the router has been down across two checks, not on a single lost packet.
-    grace = now - timedelta(seconds=current_app.config["ROUTER_DOWN_ALERT_AFTER"])
-    went_down = db.session.execute(
-        update(Router).where(Router.id == router.id, Router.down_alerted.is_(False), Router.down_since <= grace)
-        .values(down_alerted=True).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return "down" if went_down else None
-
-
-def _send_router_alert(router: Router, alert: str, error: str) -> None:
-    owner = router.owner
-    with force_locale(owner.locale or "fr"):
-        if alert == "down":
-            subject = _("Routeur %(router)s injoignable", router=router.name)
-            body = _("Kiosque n'arrive plus à joindre le routeur %(router)s (%(error)s). Les paiements "
-                     "reçus entre-temps sont gardés : leurs tickets seront créés dès son retour.",
-                     router=router.name, error=error)
-        else:
-            subject = _("Routeur %(router)s de nouveau joignable", router=router.name)
-            body = _("Le routeur %(router)s répond de nouveau. Les tickets en attente sont en cours de création.",
-                     router=router.name)
-    notifications.send_alert(router.notify_email or owner.email, subject, body)
