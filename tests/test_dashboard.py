@@ -70,7 +70,7 @@ def test_orders_filters_and_timeline(browser, sales):
     assert by_router.count("<code>") == 1
     old = page_text(browser.get("/owner/orders/?to=" + (datetime.now(ZONE) - timedelta(days=10)).date().isoformat()))
     assert old.count("<code>") == 1 and "1 semaine" in old
-    junk = browser.get("/owner/orders/?status=nope&provider=<x>&from=garbage&router_id=abc&page=-3")
+    junk = browser.get("/owner/orders/?status=nope&provider=<x>&router_id=abc&page=-3")
     assert junk.status_code == 200
     order = db.session.scalar(db.select(Order).where(Order.intent == "i3"))
     detail = page_text(browser.get(f"/owner/orders/{order.id}"))
@@ -85,3 +85,23 @@ def test_csv_export_of_filtered_orders(browser, sales):
     assert {r["router"] for r in rows} == {"Bar", "Cyber"}
     phone = next(r["payer_phone"] for r in rows if r["amount"] == "500")
     assert phone.startswith("'=")  # a formula typed as a phone number stays text in a spreadsheet
+
+
+@pytest.mark.parametrize("query", ["to=9999-12-31", "from=9999-12-31", "from=0001-01-01", "to=0001-01-01",
+                                   "from=garbage", "to=2025-02-30", "from=2025-01-01&to=99999-01-01"])
+def test_a_date_the_list_cannot_filter_on_is_a_form_error_never_a_500(browser, sales, query):
+    listed = browser.get(f"/owner/orders/?{query}")
+    assert listed.status_code == 400
+    page = page_text(listed)
+    assert "Date non valide : choisissez un jour entre le 1 janv. 2000 et le 31 déc. 2100." in page
+    assert "<code>" not in page  # no orders listed under a filter that was not applied
+    exported = browser.get(f"/owner/orders.csv?{query}")
+    assert exported.status_code == 400 and exported.mimetype == "text/html"
+    assert "Date non valide" in page_text(exported)
+
+
+def test_the_widest_dates_allowed_still_filter(browser, sales):
+    page = page_text(browser.get(f"/owner/orders/?from={dashboard.FIRST_DAY}&to={dashboard.LAST_DAY}"))
+    assert page.count("<code>") == 5
+    rows = list(csv.DictReader(io.StringIO(browser.get(f"/owner/orders.csv?to={dashboard.LAST_DAY}").get_data(as_text=True))))
+    assert len(rows) == 5

@@ -92,3 +92,20 @@ def test_a_login_without_csrf_token_is_refused_even_with_the_right_password(app,
     response = Browser(app.test_client()).client.post(
         "/owner/login", data={"email": "owner@example.com", "password": "owner-password"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("next_", [
+    "/%09/evil.example", "/%0a/evil.example", "/%0d/evil.example", "/%5C/evil.example", "/%5Cevil.example",
+    "/%0d%0aSet-Cookie:%20owned=1", "/%0d%0a%0d%0a<h1>hi</h1>", "/%20/evil.example", "/%E2%80%8B/evil.example",
+    "//evil.example", "///evil.example", "https://evil.example/", "evil.example", "/%2F/evil.example",
+])
+def test_the_language_switch_goes_back_only_to_a_path_of_this_site(app, next_):
+    response = app.test_client().get(f"/lang/en?next={next_}")
+    assert response.status_code == 302
+    assert response.location == "/"
+    assert "Set-Cookie: owned" not in str(response.headers) and "owned=1" not in response.headers.get("Set-Cookie", "")
+
+
+def test_the_language_switch_keeps_an_ordinary_path_and_query(app):
+    response = app.test_client().get("/lang/en", query_string={"next": "/owner/orders/?status=paid&q=FP-1"})
+    assert response.status_code == 302 and response.location == "/owner/orders/?status=paid&q=FP-1"

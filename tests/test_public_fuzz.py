@@ -53,7 +53,9 @@ def test_addresses_built_from_junk(app, selling, code, slug, next_):
     if "\x00" in next_:
         assert response.status_code == 400
     else:
-        assert response.location.startswith("/") and not response.location.startswith("//")
+        # As a browser reads it: tabs and line breaks dropped, a backslash taken for a slash.
+        location = response.location.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+        assert location.startswith("/") and not location.startswith("//")
 
 
 @FUZZ

@@ -1,5 +1,7 @@
 """Pages for everyone: the front page, the language switch, the health check."""
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import text
 
@@ -19,10 +21,23 @@ def set_language(code: str):
     """Remember the visitor's language and go back where they were (on this site only)."""
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = url_for(".index")
-    return redirect(target)
+    return redirect(local_path(request.args.get("next", "")) or url_for(".index"))
+
+
+def local_path(target: str) -> str | None:
+    """`target` if it is a path on this site, else None.
+
+    Browsers drop tabs and line breaks inside a URL and read a backslash as a slash, so
+    `/%09/evil.com` would take them to `//evil.com`, another site; a line break would also break
+    the Location header. Any such character (blank, control, backslash), and anything with a
+    scheme or a host, is refused.
+    """
+    if not target.startswith("/") or any(ch.isspace() or not ch.isprintable() or ch == "\\" for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
 
 
 @bp.get("/health")

@@ -18,6 +18,9 @@ RECEIVED = (OrderStatus.PAID, OrderStatus.PROVISIONED)
 CASH = "cash"  # the "provider" of tickets sold by hand
 PERIODS = (1, 7, 30)
 PAGE_SIZE = 50
+# The days the orders list can be filtered on: far wider than any sale, narrow enough that the
+# day after the last one and both ends' local midnights are ordinary timestamps everywhere.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 
 @dataclass
@@ -98,6 +101,16 @@ def daily(owner: Owner, days: int = 30) -> list[tuple[date, Totals]]:
     for sale in _sales(owner, first):
         per_day[sale.day].add(sale.amount)
     return [(first + timedelta(days=n), per_day[first + timedelta(days=n)]) for n in range(days)]
+
+
+def filter_day(raw: str) -> date | None:
+    """A day of the orders list's filters (`YYYY-MM-DD`), None when blank; ValueError otherwise."""
+    if not raw.strip():
+        return None
+    day = date.fromisoformat(raw.strip())
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{day} is outside {FIRST_DAY}..{LAST_DAY}")
+    return day
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Sales pages: the dashboard, the orders list with its filters and export, one order's timeline."""
 
-from datetime import date
-
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -29,38 +29,50 @@ def overview():
                            top=max((t.revenue for _, t in days), default=0))
 
 
-def _filters() -> dashboard.OrderFilters:
+def _filters() -> tuple[dashboard.OrderFilters, str | None]:
+    """The filters the query asks for, and what is wrong with its dates (None when nothing is).
+
+    Unknown statuses, providers and routers are ignored; a date that is not a day the list can
+    filter on is an error, rather than a filter silently dropped.
+    """
     args = request.args
-
-    def day(name: str) -> date | None:
+    days, error = {}, None
+    for name in ("from", "to"):
         try:
-            return date.fromisoformat(args.get(name, ""))
+            days[name] = dashboard.filter_day(args.get(name, ""))
         except ValueError:
-            return None
-
+            days[name] = None
+            error = _("Date non valide : choisissez un jour entre le %(first)s et le %(last)s.",
+                      first=format_date(dashboard.FIRST_DAY), last=format_date(dashboard.LAST_DAY))
     status = args.get("status", "")
     provider = args.get("provider", "")
-    return dashboard.OrderFilters(
+    filters = dashboard.OrderFilters(
         status=status if status in set(OrderStatus) else "",
         router_id=positive_int(args.get("router_id")),
         provider=provider if provider in PROVIDERS else "",
-        date_from=day("from"), date_to=day("to"), search=args.get("q", "")[:120],
+        date_from=days["from"], date_to=days["to"], search=args.get("q", "")[:120],
     )
+    return filters, error
 
 
 @bp.get("/orders/")
 def order_list():
     """The orders, filtered by status, router, provider, dates, or a code, reference or phone."""
     page = positive_int(request.args.get("page")) or 1
-    rows, more = dashboard.orders_page(current_user, _filters(), page)
-    return render_template("owner/orders.html", orders=rows, more=more, page=page, filters=_filters(),
-                           statuses=list(OrderStatus), providers=PROVIDERS)
+    filters, error = _filters()
+    rows, more = ([], False) if error else dashboard.orders_page(current_user, filters, page)
+    return render_template("owner/orders.html", orders=rows, more=more, page=page, filters=filters, error=error,
+                           first_day=dashboard.FIRST_DAY, last_day=dashboard.LAST_DAY,
+                           statuses=list(OrderStatus), providers=PROVIDERS), 400 if error else 200
 
 
 @bp.get("/orders.csv")
 def export():
     """The filtered orders as a CSV file."""
-    body = dashboard.orders_csv(current_user, _filters())
+    filters, error = _filters()
+    if error:
+        return render_template("errors/error.html", code=400, message=error), 400
+    body = dashboard.orders_csv(current_user, filters)
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=kiosque-orders.csv"})
 
