@@ -12,7 +12,7 @@ from sqlalchemy import text
 from portal.extensions import db
 from portal.models import Order, PaymentAccount, Router
 from portal.services import owners
-from tests.conftest import CINETPAY, FEDAPAY, FEDAPAY_PUBLIC_KEY, FEEXPAY, page_text
+from tests.conftest import CINETPAY, FEDAPAY, FEDAPAY_PUBLIC_KEY, FEEXPAY, Browser, page_text
 from tests.test_owner_forms_fuzz import expected_statuses
 
 PUBLIC_URL = "https://kiosque.example"
@@ -297,3 +297,38 @@ def test_pages_need_a_signed_in_owner(app):
     client = app.test_client()
     for url in ("/owner/accounts/", "/owner/accounts/new/fedapay"):
         assert client.get(url).status_code == 302
+
+
+@pytest.mark.parametrize("provider", FORMS)
+def test_a_public_id_belongs_to_one_owner(app, browser, provider):
+    """The guide's buy links find the shop by the public id: a second owner cannot take it over."""
+    values, public_id = FORMS[provider]
+    mine = add_account(browser, provider)
+    other = Browser(app.test_client())
+    owners.create_owner("other@example.com", "other-password")
+    assert other.login("other@example.com", "other-password").status_code == 302
+
+    refused = other.post(f"/owner/accounts/new/{provider}", {**values, "label": "Le même identifiant"})
+    page = page_text(refused)
+    assert refused.status_code == 422
+    assert fields_in_error(page) == [FORMS_PUBLIC_FIELD[provider]]
+    assert "Un autre propriétaire a déjà enregistré cet identifiant sur Kiosque" in page
+    assert db.session.scalar(db.select(db.func.count(PaymentAccount.id))) == 1
+
+    # Nor by changing an account of its own to that public id.
+    elsewhere = {**values, FORMS_PUBLIC_FIELD[provider]: public_id + "0", "label": "Autre boutique"}
+    own = other.post(f"/owner/accounts/new/{provider}", elsewhere)
+    assert own.status_code == 302
+    theirs = db.session.scalar(db.select(PaymentAccount).where(PaymentAccount.owner_id != mine.owner_id))
+    assert other.post(f"/owner/accounts/{theirs.id}/edit", {**elsewhere, FORMS_PUBLIC_FIELD[provider]: public_id}
+                      ).status_code == 422
+    db.session.refresh(theirs)
+    assert theirs.public_id == public_id + "0"
+
+    # The owner who has it may have it on a second account (test and live keys of one shop), and edit both.
+    second = add_account(browser, provider, label="Deuxième")
+    assert second.public_id == mine.public_id == public_id
+    assert browser.post(f"/owner/accounts/{mine.id}/edit", {**values, "label": "Renommé"}).status_code == 302
+
+
+FORMS_PUBLIC_FIELD = {"fedapay": "public_key", "cinetpay": "site_id", "feexpay": "shop_id"}

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from portal.extensions import db, mail
-from portal.models import Order, OrderStatus, PaymentAccount, WebhookEvent
+from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, WebhookEvent
 from portal.services import owners
 from tests.conftest import CLIENT_IP, CLIENT_MAC, CREDENTIALS, PHONE, Buyer, latest_order, users_for, wait_for
 from tests.provider_signing import cinetpay_x_token, fedapay_signature
@@ -230,3 +230,40 @@ def test_login_target_comes_from_the_router_never_from_the_link(shop, live_serve
     refresh = re.search(r'<meta http-equiv="refresh" content="3;url=([^"]+)">', page).group(1)
     assert refresh.startswith("http://wifi.net/login?dst=") and "#username=" in refresh
     assert "evil.example/login" not in page
+
+
+def test_a_guide_link_whose_public_id_two_owners_have_leads_nowhere(shop, live_server, provider_sandbox):
+    """Saved before Kiosque refused it: the link could lead to either owner's checkout, so it leads to neither."""
+    fedapay = next(a for a in shop.accounts if a.provider == "fedapay")
+    fedapay.public_id = "pk_sandbox_shop"
+    other = owners.create_owner("other@example.com", "other-password")
+    router = Router(owner=other, name="Ailleurs", host="192.0.2.9", api_username="a", api_password="p",
+                    hotspot_server="hotspot1")
+    taken = PaymentAccount(owner=other, provider="fedapay", label="Pris", environment="sandbox",
+                           credentials=json.dumps(CREDENTIALS["fedapay"]), public_id="pk_sandbox_shop")
+    router.accounts.append(taken)
+    db.session.add_all([router, taken, Plan(router=router, label="1 heure", profile="1h", price=200)])
+    db.session.commit()
+    query = {"nasid": "hotspot1", "amount": "200", "profile_name": "1h", "pub_key": "pk_sandbox_shop"}
+    for _ in range(3):
+        page = requests.get(f"{live_server}/buy-mikhmon", params=query)
+        assert page.status_code == 404 and "Lien de paiement invalide" in text(page)
+
+    # Once the other owner's account is gone, the link is the shop's again.
+    db.session.delete(taken)
+    db.session.commit()
+    page = requests.get(f"{live_server}/buy-mikhmon", params=query)
+    assert page.status_code == 200 and f'action="/r/{shop.slug}/buy"' in page.text
+
+
+def test_one_owners_accounts_sharing_a_public_id_still_lead_to_its_router(shop, live_server):
+    """Test and live keys of one shop: the link finds the router whichever account it offers."""
+    fedapay = next(a for a in shop.accounts if a.provider == "fedapay")
+    fedapay.public_id = "pk_sandbox_shop"
+    unused = PaymentAccount(owner_id=shop.owner_id, provider="fedapay", label="Live", environment="live",
+                            credentials=json.dumps(CREDENTIALS["fedapay"]), public_id="pk_sandbox_shop")
+    db.session.add(unused)
+    db.session.commit()
+    query = {"nasid": "hotspot1", "amount": "200", "profile_name": "1h", "pub_key": "pk_sandbox_shop"}
+    page = requests.get(f"{live_server}/buy-mikhmon", params=query)
+    assert page.status_code == 200 and f'action="/r/{shop.slug}/buy"' in page.text

@@ -185,9 +185,9 @@ def guide_link():
     """
     adapter = GUIDE_LINKS[request.path]
     args = request.args
-    account = _guide_account(adapter.name, args.get(adapter.guide_public_id_param, "").strip())
+    accounts = _guide_accounts(adapter.name, args.get(adapter.guide_public_id_param, "").strip())
     context = purchase.HotspotContext(**{**hotspot_context(args).__dict__, "server": args.get("nasid", "")[:64]})
-    router = _guide_router(account, args.get("nasid", "").strip()) if account else None
+    router = _guide_router(accounts, args.get("nasid", "").strip())
     plan = None
     if router is not None:
         plan = db.session.scalar(select(Plan).where(
@@ -200,16 +200,24 @@ def guide_link():
     return _plans_page(router, context, selected=plan)
 
 
-def _guide_account(provider: str, public_id: str) -> PaymentAccount | None:
+def _guide_accounts(provider: str, public_id: str) -> list[PaymentAccount]:
+    """The active accounts with this public id, when they are all one owner's; else none.
+
+    A public id names one owner's shop: when two owners have it (saved before Kiosque refused
+    that), the link could lead to either, so it leads to neither.
+    """
     if not public_id:
-        return None
-    return db.session.scalar(select(PaymentAccount).where(
-        PaymentAccount.provider == provider, PaymentAccount.public_id == public_id, PaymentAccount.active))
+        return []
+    found = db.session.scalars(select(PaymentAccount).where(
+        PaymentAccount.provider == provider, PaymentAccount.public_id == public_id)).all()
+    if len({a.owner_id for a in found}) != 1:
+        return []
+    return [a for a in found if a.active]
 
 
-def _guide_router(account: PaymentAccount, nasid: str) -> Router | None:
-    """The router offering this account whose hotspot server is `nasid` (or the only one)."""
-    routers = [r for r in account.routers if account in r.offered_accounts]
+def _guide_router(accounts: list[PaymentAccount], nasid: str) -> Router | None:
+    """The router offering one of these accounts whose hotspot server is `nasid` (or the only one)."""
+    routers = list({r.id: r for a in accounts for r in a.routers if a in r.offered_accounts}.values())
     named = [r for r in routers if nasid and (r.hotspot_server == nasid or
                                               nasid in [s["name"] for s in r.facts.get("servers", [])])]
     if len(named) == 1:

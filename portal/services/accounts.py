@@ -86,6 +86,14 @@ def save_account(
             raise AccountError("networks", _("Cochez au moins un réseau parmi ceux proposés."))
         settings["networks"] = [n for n in adapter.networks if n in chosen]
 
+    public_id = credentials[adapter.public_id_field]
+    unchanged = account is not None and account.public_id == public_id
+    if public_id and not unchanged and public_id_taken(provider, public_id, owner):
+        raise AccountError(adapter.public_id_field, _(
+            "Un autre propriétaire a déjà enregistré cet identifiant sur Kiosque : les liens d'achat qui le "
+            "portent doivent mener à une seule boutique. S'il s'agit bien de votre compte %(provider)s, "
+            "contactez l'exploitant de Kiosque.", provider=adapter.title))
+
     if account is None:
         account = PaymentAccount(owner_id=owner.id, provider=provider)
         db.session.add(account)
@@ -93,10 +101,21 @@ def save_account(
     account.active = bool(values["active"])
     account.environment = environment
     account.credentials = json.dumps(credentials)
-    account.public_id = credentials[adapter.public_id_field]
+    account.public_id = public_id
     account.settings = settings
     db.session.commit()
     return account
+
+
+def public_id_taken(provider: str, public_id: str, owner: Owner) -> bool:
+    """Whether another owner has an account of `provider` with this public id.
+
+    The guide's buy links find the account by its public id alone: it must name one owner's
+    shop. One owner may have it on several accounts (sandbox and live keys of the same shop).
+    """
+    return bool(db.session.scalar(select(exists().where(
+        PaymentAccount.provider == provider, PaymentAccount.public_id == public_id,
+        PaymentAccount.owner_id != owner.id))))
 
 
 def delete_account(account: PaymentAccount) -> None:
