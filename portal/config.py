@@ -68,8 +68,14 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1), whose X-Forwarded-* headers count
     "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this
-    "BUY_RATE_LIMIT": "30 per minute",  # per address: a whole hotspot shares one public address
-    "RETRIEVE_RATE_LIMIT": "5 per minute",
+    # Buyer limits (portal/blueprints/shop.py). A whole hotspot shares one public address, so each
+    # client has its own limits and the address only a ceiling for fifty busy clients and more.
+    # Refused input counts against none of them.
+    "BUY_RATE_LIMIT": "5 per minute",  # per hotspot client (router, and the client's MAC or IP)
+    "BUY_ADDRESS_RATE_LIMIT": "300 per minute",  # per public address
+    "RETRIEVE_RATE_LIMIT": "5 per minute",  # per reference typed, and per phone number typed
+    "RETRIEVE_CLIENT_RATE_LIMIT": "5 per minute",  # per hotspot client, when the page knows it
+    "RETRIEVE_ADDRESS_RATE_LIMIT": "300 per minute",  # per public address
 }
 
 

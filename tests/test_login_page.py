@@ -192,7 +192,8 @@ def test_chap_login_typed_by_the_buyer(browser, owner, page):
         assert buy.count() == 1
         assert buy.get_attribute("href") == (f"{PUBLIC_URL}/r/{router.slug}?mac=AA%3ABB%3ACC%3A00%3A11%3A22"
                                              "&ip=10.5.50.77&dst=http%3A%2F%2Fexample.com%2F&server=hotspot1")
-        assert page.locator("a", has_text="Code perdu").get_attribute("href") == f"{PUBLIC_URL}/retrieve"
+        assert page.locator("a", has_text="Code perdu").get_attribute("href") == (
+            f"{PUBLIC_URL}/retrieve?mac=AA%3ABB%3ACC%3A00%3A11%3A22&ip=10.5.50.77")
         page.fill("input[name=username]", "kq9m2")
         with page.expect_request(lambda r: r.method == "POST"):
             page.click("text=Se connecter")

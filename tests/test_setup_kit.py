@@ -204,7 +204,7 @@ def test_kit_page_lists_what_to_install(browser, router_server):
     assert f"{PUBLIC_URL}/webhooks/fedapay/{account.webhook_token}" in page
     buy = f"{PUBLIC_URL}/r/{router.slug}?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
     assert f'<a href="{buy.replace("&", "&amp;")}">1 heure · 200\u00a0FCFA</a>' in page
-    assert f'<a href="{PUBLIC_URL}/retrieve">Récupérer mon code</a>' in page
+    assert f'<a href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)">Récupérer mon code</a>' in page
     assert 'data-copy="#webhook-' in page and 'data-copy="#button-retrieve"' in page
     assert "Ajouter http-pap au profil serveur « hsprof1 »" in page  # the sandbox allows cookie,http-chap
     assert "N'ouvrir le service API qu'à l'adresse de Kiosque (203.0.113.7/32)" in page
@@ -305,7 +305,7 @@ def test_login_page_is_small_self_contained_and_french(browser, router_server):
     assert "Nuit &#36;(chap-id)" in page  # the router must not fill in a plan's label
     buy = (f"{PUBLIC_URL}/r/{router.slug}"
            "?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)")
-    assert f'href="{buy}"' in page and f'href="{PUBLIC_URL}/retrieve"' in page
+    assert f'href="{buy}"' in page and f'href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)"' in page
     assert "$(if chap-id)" in page and '<script src="/md5.js"></script>' in page
     assert "hexMD5('$(chap-id)'+f.password.value+'$(chap-challenge)')" in page
     assert 'action="$(link-login-only)"' in page

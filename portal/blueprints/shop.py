@@ -6,13 +6,16 @@ their forms carry no CSRF token: the worst a forged submit can do is open a chec
 buyer must still approve on their own phone.
 """
 
+import hashlib
+import hmac
 import ipaddress
 import re
 import secrets
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
 from portal import htmx
@@ -71,29 +74,78 @@ def plans(slug: str):
     return _plans_page(load_router(slug), hotspot_context(request.args))
 
 
-def _buy_limit() -> str:
-    return current_app.config["BUY_RATE_LIMIT"]
+# -- limits ----------------------------------------------------------------------------------------
+# A hotspot's clients all reach Kiosque from its one public address, so the only limits keyed by
+# that address are ceilings far above what its busiest hour needs. Each client has its own
+# limits, keyed by what the form names (the router and the client's MAC or IP address from the
+# login page; for retrieval also the reference and the phone typed). Only requests that got past
+# validation count: junk costs nothing to the next buyer behind the same address. Keys are keyed
+# digests, as limit keys can appear in log lines and a reference may be an order code.
+
+
+def _limit(name: str):
+    return lambda: current_app.config[name]
+
+
+def _digest(*parts: str) -> str:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hmac.new(current_app.secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def _client() -> str:
+    """The hotspot client the form names (its MAC, else its address on the hotspot), or ""."""
+    context = hotspot_context(request.form)
+    return context.mac or context.ip
+
+
+def _client_key() -> str:
+    # The public address too: nobody elsewhere can use up the limits of a client they name.
+    return _digest("client", get_remote_address(), request.view_args.get("slug", ""), _client())
+
+
+def _counted(_response) -> bool:
+    """Whether this request passed validation, so that it counts against the limits."""
+    return g.get("shop_counted", False)
 
 
 @bp.post("/r/<slug>/buy")
 @csrf.exempt
-@limiter.limit(_buy_limit)
+@limiter.limit(_limit("BUY_RATE_LIMIT"), key_func=_client_key, exempt_when=lambda: not _client(),
+               deduct_when=_counted)
+@limiter.limit(_limit("BUY_ADDRESS_RATE_LIMIT"), deduct_when=_counted)
 def buy(slug: str):
     """Create the order and send the buyer to pay (or to wait for the prompt on their phone)."""
     router = load_router(slug)
     form = request.form
     context = hotspot_context(form)
+    intent = form.get("intent", "")[:48] or secrets.token_urlsafe(16)
     try:
         order = purchase.start_purchase(
             router, plan_id=positive_int(form.get("plan_id")), account_id=positive_int(form.get("account_id")),
-            intent=form.get("intent", "")[:48] or secrets.token_urlsafe(16), phone=form.get("phone", ""),
-            network=form.get("network", ""), context=context,
+            intent=intent, phone=form.get("phone", ""), network=form.get("network", ""), context=context,
         )
     except purchase.PurchaseError as exc:
+        # Refused input made no order and does not count; a checkout the provider refused does.
+        g.shop_counted = db.session.scalar(select(Order.id).where(Order.intent == intent)) is not None
         return _plans_page(router, context, error=str(exc), status=422)
+    g.shop_counted = True
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
     return htmx.redirect_to(order.checkout_url or url_for(".order_page", code=order.code))
+
+
+@bp.errorhandler(429)
+def too_many(exc):
+    """Over a limit: the buyer's own page again, in their language, with what they typed."""
+    message = _("Trop de demandes en peu de temps depuis ce hotspot. Patientez une minute puis réessayez : "
+                "ce que vous avez saisi est gardé.")
+    if request.endpoint == "shop.buy":
+        router = db.session.scalar(select(Router).where(Router.slug == request.view_args["slug"]))
+        if router is not None:
+            return _plans_page(router, hotspot_context(request.form), error=message, status=429)
+    if request.endpoint == "shop.retrieve":
+        return _retrieve_page(error=message, status=429)
+    return render_template("shop/message.html", title=_("Patientez un peu"), message=message), 429
 
 
 def load_order(code: str) -> Order:
@@ -153,13 +205,32 @@ def router_login_url(router: Router, ticket, destination: str) -> str:
     return f"{base}?{urlencode(dst)}#{urlencode(credentials)}" if dst else f"{base}#{urlencode(credentials)}"
 
 
-def _retrieve_limit() -> str:
-    return current_app.config["RETRIEVE_RATE_LIMIT"]
+def _reference_key() -> str:
+    return _digest("reference", request.form.get("reference", "").strip().upper())
+
+
+def _phone_key() -> str:
+    return _digest("phone", _phone_digits()[-8:])
+
+
+def _phone_digits() -> str:
+    return "".join(ch for ch in request.form.get("phone", "") if ch.isdigit())
+
+
+def _retrieval_counted(_response) -> bool:
+    """A retrieval counts when it could have found a ticket: a reference and a whole phone number."""
+    return len(request.form.get("reference", "").strip()) >= 4 and len(_phone_digits()) >= 8
 
 
 @bp.route("/retrieve", methods=("GET", "POST"))
 @csrf.exempt
-@limiter.limit(_retrieve_limit, methods=["POST"])
+@limiter.limit(_limit("RETRIEVE_RATE_LIMIT"), methods=["POST"], key_func=_reference_key,
+               deduct_when=_retrieval_counted)
+@limiter.limit(_limit("RETRIEVE_RATE_LIMIT"), methods=["POST"], key_func=_phone_key,
+               deduct_when=_retrieval_counted)
+@limiter.limit(_limit("RETRIEVE_CLIENT_RATE_LIMIT"), methods=["POST"], key_func=_client_key,
+               exempt_when=lambda: not _client(), deduct_when=_retrieval_counted)
+@limiter.limit(_limit("RETRIEVE_ADDRESS_RATE_LIMIT"), methods=["POST"], deduct_when=_retrieval_counted)
 def retrieve():
     """Get a ticket back with the payment reference (or order code) and the payer's phone."""
     ticket, error = None, None
@@ -167,9 +238,15 @@ def retrieve():
         ticket = retrieval.retrieve(request.form.get("reference", ""), request.form.get("phone", ""))
         if ticket is None:
             error = _("Aucun ticket ne correspond à cette référence et à ce numéro.")
+    return _retrieve_page(ticket=ticket, error=error, status=200 if error is None else 404)
+
+
+def _retrieve_page(*, ticket=None, error: str | None = None, status: int = 200):
     login_url = router_login_url(ticket.router, ticket, "") if ticket else ""
+    # The client's MAC and address, when the login page's link gave them, go with the form.
+    context = hotspot_context(request.form if request.method == "POST" else request.args)
     return render_template("shop/retrieve.html", ticket=ticket, error=error, login_url=login_url,
-                           form=request.form), 200 if error is None else 404
+                           form=request.form, context=context), status
 
 
 # -- the link shapes of the guide Kiosque replaces --------------------------------------------------

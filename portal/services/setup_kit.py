@@ -51,6 +51,7 @@ PASSWORD_LENGTH = 24
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # The hotspot context a login page hands to Kiosque's plans page (docs/routeros.md#passing-the-hotspot-context-to-kiosque), filled in by the router.
 HOTSPOT_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
+RETRIEVE_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)"
 LOGIN_METHODS = frozenset({"cookie", "http-chap", "http-pap", "https", "mac", "trial", "mac-cookie"})
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -252,7 +253,8 @@ def buy_url(router: Router) -> str:
 
 
 def retrieve_url() -> str:
-    return _public_url("shop.retrieve")
+    """The retrieval page, told which client asks (its limits are the client's own, not the hotspot's)."""
+    return _public_url("shop.retrieve") + RETRIEVE_QUERY
 
 
 def active_plans(router: Router) -> list[Plan]:
