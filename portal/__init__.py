@@ -50,10 +50,11 @@ def register_extensions(app: Flask) -> None:
     ext.login_manager.login_message = None
 
     from portal.models import Owner
+    from portal.services.owners import owner_for_session
 
     @ext.login_manager.user_loader
-    def load_owner(owner_id: str) -> Owner | None:
-        return ext.db.session.get(Owner, int(owner_id))
+    def load_owner(session_id: str) -> Owner | None:
+        return owner_for_session(session_id)
 
 
 class IdConverter(IntegerConverter):

@@ -24,15 +24,31 @@ keys_cli = AppGroup("keys", help="Encryption keys of the stored secrets.")
 @click.option("--name", default="", help="Display name.")
 def create_owner(email: str, name: str) -> None:
     """Create an owner account; the password is prompted for, or read from standard input."""
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\n")
     try:
-        owner = owners.create_owner(email, password, name)
+        owner = owners.create_owner(email, _read_password(), name)
     except owners.OwnerError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Owner {owner.email} created.")
+
+
+@owner_cli.command("set-password")
+@click.argument("email")
+def set_owner_password(email: str) -> None:
+    """Give an owner a new password (prompted for, or read from standard input); signs them out everywhere."""
+    owner = owners.find_owner(email)
+    if owner is None:
+        raise click.ClickException(f"No owner with the email {email.strip().lower()}.")
+    try:
+        owners.set_password(owner, _read_password())
+    except owners.OwnerError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Password of {owner.email} changed; every session of this owner has ended.")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\n")
 
 
 @ticket_cli.command("sell")

@@ -65,6 +65,15 @@ DEFAULTS = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
+    # An owner's session ends after this many seconds without a visit (each page renews it), and
+    # at once everywhere on sign-out or a new password. Kiosque sets no remember-me cookie; were
+    # one ever set, it would last no longer.
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "REMEMBER_COOKIE_DURATION": 12 * 3600,
+    "PASSWORD_RESET_MAX_AGE": 3600,  # seconds a password reset link works (once)
+    # Reset requests: per address, and per email address asked for (whether an owner has it or not).
+    "PASSWORD_RESET_RATE_LIMIT": "10 per hour",
+    "PASSWORD_RESET_EMAIL_RATE_LIMIT": "3 per hour",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1), whose X-Forwarded-* headers count
     "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this

@@ -31,6 +31,8 @@ class Owner(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     name: Mapped[str] = mapped_column(String(120), default="")
     locale: Mapped[str] = mapped_column(String(5), default="fr")
+    # Part of every session's identity: raising it ends them all (sign-out, new password).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     routers: Mapped[list["Router"]] = relationship(back_populates="owner", order_by="Router.name")
@@ -42,6 +44,10 @@ class Owner(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """What the session remembers: the id and the session version (see portal.services.owners)."""
+        return f"{self.id}.{self.session_version}"
 
 
 # Which of its owner's payment accounts a router offers to buyers.

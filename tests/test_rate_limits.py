@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from portal.extensions import db
+from portal.extensions import db, mail
 from portal.models import Order
 from sandbox import demo, point_adapters_at
 from tests.conftest import ROUTER_PASSWORD, Browser, page_text
@@ -160,3 +160,20 @@ def test_refused_retrievals_do_not_count(app, selling):
                 for reference, phone in [("AB", "2290197000000"), ("FDP-8841-XQ", "1234"), ("", "")] * 15]
         assert junk == [404] * 45
     assert [hotspot.retrieve(4, "FDP-8841-XQ", "2290197000000").status_code for _ in range(5)] == [404] * 5
+
+
+def test_password_reset_requests_are_limited_per_address_asked_for(app, owner):
+    with mail.record_messages() as outbox:
+        for email in ("owner@example.com", "nobody@example.com"):  # the same whether an owner has it or not
+            browser = Browser(app.test_client())
+            codes = [browser.post("/owner/password/forgot", {"email": email}, buffered=True).status_code
+                     for _ in range(4)]
+            assert codes == [200, 200, 200, 429], email
+        assert len(outbox) == 3
+
+
+def test_password_reset_requests_are_limited_per_client(app, owner):
+    browser = Browser(app.test_client())
+    codes = [browser.post("/owner/password/forgot", {"email": f"owner{n}@example.com"}).status_code for n in range(11)]
+    assert codes == [200] * 10 + [429]
+    assert "Trop de tentatives" in page_text(browser.post("/owner/password/forgot", {"email": "x@example.com"}))

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.formatting import price, provider_title
-from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
+from portal.models import EventKind, Order, OrderEvent, OrderStatus, Owner, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,33 @@ def send_alert(owner_email: str, subject: str, body: str) -> bool:
         log.warning("alert to %s not sent: %s", owner_email, _reason(exc))
         return False
     log.info("alert to %s sent", owner_email)
+    return True
+
+
+def send_password_reset(owner: Owner, link: str) -> bool:
+    """Email the owner a link to choose a new password, in their language; never raises.
+
+    The link opens the owner's account: it is logged nowhere, nor is it kept.
+    """
+    locale = _owner_locale(owner.locale)
+    with force_locale(locale):
+        minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+        message = Message(
+            _("Kiosque : choisir un nouveau mot de passe"),
+            recipients=[owner.email],
+            body=_("Bonjour,\n\nQuelqu'un, sans doute vous, a demandé à changer le mot de passe du compte Kiosque "
+                   "%(email)s.\n\nPour choisir un nouveau mot de passe, ouvrez ce lien dans les %(minutes)s "
+                   "minutes (il ne sert qu'une fois) :\n\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce "
+                   "message : votre mot de passe ne change pas.\n",
+                   email=owner.email, minutes=minutes, link=link),
+            extra_headers={"Content-Language": locale},
+        )
+    try:
+        _deliver(message)
+    except SEND_ERRORS as exc:
+        log.warning("password reset email for owner %s not sent: %s", owner.id, _reason(exc))
+        return False
+    log.info("password reset email for owner %s sent", owner.id)
     return True
 
 

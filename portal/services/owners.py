@@ -1,16 +1,34 @@
-"""Owner accounts."""
+"""Owner accounts: creation, sign-in, sessions, passwords and their reset by email."""
 
+import hashlib
+import logging
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from portal import deferred
 from portal.extensions import db
 from portal.models import Owner
+from portal.services import notifications
+
+log = logging.getLogger(__name__)
 
 
 class OwnerError(ValueError):
-    """The account cannot be created as asked."""
+    """The account cannot be created or changed as asked."""
 
 
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 200
+RESET_SALT = "kiosque.password-reset"
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise OwnerError(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise OwnerError(f"The password may have at most {MAX_PASSWORD_LENGTH} characters.")
 
 
 def create_owner(email: str, password: str, name: str = "") -> Owner:
@@ -18,8 +36,7 @@ def create_owner(email: str, password: str, name: str = "") -> Owner:
     email = email.strip().lower()
     if "@" not in email or len(email) > 254:
         raise OwnerError(f"Not an email address: {email!r}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise OwnerError(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    check_password_rules(password)
     if find_owner(email) is not None:
         raise OwnerError(f"An owner with the email {email} already exists.")
     owner = Owner(email=email, name=name)
@@ -39,3 +56,88 @@ def authenticate(email: str, password: str) -> Owner | None:
     if owner is None or not owner.check_password(password):
         return None
     return owner
+
+
+# -- sessions -----------------------------------------------------------------------------------------
+# A session names the owner as `<id>.<session version>` (Owner.get_id). Raising the version ends
+# every session that carries the old one, copies of the cookie kept from before included.
+
+
+def owner_for_session(session_id: str) -> Owner | None:
+    """The owner a session names, if that session has not been ended since."""
+    owner_id, _, version = session_id.partition(".")
+    if not (owner_id.isdigit() and version.isdigit()):
+        return None  # malformed, or a session from before versions: signed out
+    owner = db.session.get(Owner, int(owner_id))
+    if owner is None or owner.session_version != int(version):
+        return None
+    return owner
+
+
+def end_sessions(owner: Owner) -> None:
+    """Sign the owner out everywhere: every session cookie issued so far stops working."""
+    owner.session_version = Owner.session_version + 1
+    db.session.commit()
+    db.session.refresh(owner)
+    log.info("owner %s: every session ended", owner.id)
+
+
+def set_password(owner: Owner, password: str) -> None:
+    """Give the owner a new password and end every session (and reset link) issued before."""
+    check_password_rules(password)
+    owner.set_password(password)
+    end_sessions(owner)
+    log.info("owner %s: password changed", owner.id)
+
+
+# -- password reset by email ----------------------------------------------------------------------------
+# The link carries the owner's id and a digest of the current password hash, signed and dated:
+# it stops working once used (the hash changes), once the password changes otherwise, and after
+# PASSWORD_RESET_MAX_AGE seconds.
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=RESET_SALT)
+
+
+def _password_digest(owner: Owner) -> str:
+    return hashlib.sha256(owner.password_hash.encode()).hexdigest()[:32]
+
+
+def reset_token(owner: Owner) -> str:
+    return _serializer().dumps({"owner": owner.id, "password": _password_digest(owner)})
+
+
+def owner_for_reset_token(token: str) -> Owner | None:
+    """The owner whose password this link may reset; None when it is forged, expired or already used."""
+    try:
+        payload = _serializer().loads(token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"])
+    except BadSignature:  # SignatureExpired is one
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("owner"), int):
+        return None
+    owner = db.session.get(Owner, payload["owner"])
+    if owner is None or payload.get("password") != _password_digest(owner):
+        return None
+    return owner
+
+
+def request_password_reset(email: str) -> None:
+    """Email a reset link if an owner has this address; nothing otherwise, and no way to tell.
+
+    The email leaves after the response, so the answer takes as long either way.
+    """
+    owner = find_owner(email)
+    if owner is not None:
+        deferred.after_response(_send_reset_email, owner.id, reset_url(owner))
+
+
+def reset_url(owner: Owner) -> str:
+    path = url_for("owner.auth.reset_password", token=reset_token(owner))
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def _send_reset_email(owner_id: int, url: str) -> None:
+    owner = db.session.get(Owner, owner_id)
+    if owner is not None:
+        notifications.send_password_reset(owner, url)

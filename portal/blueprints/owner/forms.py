@@ -4,9 +4,19 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField
-from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from portal.routeros import units
+from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 CHARSET_CHOICES = [
     SelectChoice("lower", _l("abcd (minuscules)")),
@@ -26,6 +36,18 @@ NAME = Regexp(r"^[^\x00-\x1f]+$", message=_l("Caractères non autorisés."))
 class LoginForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[InputRequired(), Length(max=254)])
     password = PasswordField(_l("Mot de passe"), validators=[InputRequired(), Length(max=200)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[InputRequired(), Length(max=254)])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("Nouveau mot de passe"), validators=[
+        InputRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+                                message=_l("Entre %(min)d et %(max)d caractères."))])
+    confirm = PasswordField(_l("Le même, une seconde fois"), validators=[
+        InputRequired(), EqualTo("password", message=_l("Les deux mots de passe diffèrent."))])
 
 
 class RouterForm(FlaskForm):
