@@ -9,8 +9,10 @@ nginx on the same host is the only client; `--bind` on the command line override
 Access log, on standard output: client address, time, method, path, status, size, duration,
 user agent. Never a query string (buyers' MAC and IP addresses, payment references, and the
 provider keys that old buy links carry), never the referrer (it holds the same query strings),
-and webhook paths with their token masked: `/webhooks/fedapay/***`. The token authenticates the
-provider's callbacks, so it appears in no log line; tell webhooks apart by provider and time.
+and the keys paths carry masked: webhook paths as `/webhooks/fedapay/***` (the token
+authenticates the provider's callbacks; tell webhooks apart by provider and time), order pages as
+`/o/***` and `/o/***/status` (the code opens the order and its ticket), password reset links as
+`/owner/password/reset/***`.
 """
 
 import os
@@ -65,7 +67,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def loggable_path(environ) -> str:
-    """The request path with webhook tokens masked, percent-encoded so it fits on one line."""
+    """The request path with the keys it carries masked (see `redact`), percent-encoded to fit one line."""
     return quote(redact(environ.get("PATH_INFO") or "/"), safe=_PATH_SAFE, encoding="latin-1", errors="replace")
 
 

@@ -5,8 +5,10 @@
 Records go to standard error, for journald or the container runtime to keep.
 gunicorn.conf.py formats gunicorn's own logs with the same formatters.
 
-Whatever the format, a webhook URL's token (`/webhooks/<provider>/<token>`: it authenticates the
-provider's callbacks) is replaced by `***` in every line, message, traceback and extra field alike.
+Whatever the format, the keys that URLs carry are replaced by `***` in every line, message,
+traceback and extra field alike: a webhook URL's token (`/webhooks/<provider>/<token>`: it
+authenticates the provider's callbacks), an order's code (`/o/<code>`: it opens the order page and
+its ticket) and a password reset link's token (`/password/reset/<token>`).
 """
 
 import json
@@ -25,13 +27,19 @@ FORMATS = ("text", "json")
 _SLASH = r"(?:/|%2[fF])"
 _STOP = r"/\s\"'?#&<>\\"
 WEBHOOK_TOKEN = re.compile(rf"({_SLASH}webhooks{_SLASH}+[^{_STOP}]*?{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
+# `/o/<code>` (and `/o/<code>/status`), `/password/reset/<token>`, spelled the same ways.
+ORDER_CODE = re.compile(rf"({_SLASH}o{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
+RESET_TOKEN = re.compile(rf"({_SLASH}password{_SLASH}+reset{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
+SECRET_PATHS = (WEBHOOK_TOKEN, ORDER_CODE, RESET_TOKEN)
 # Attributes every LogRecord has: whatever else a record carries came from `extra=`.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 def redact(text: str) -> str:
-    """The text with every webhook token masked."""
-    return WEBHOOK_TOKEN.sub(r"\1***", text)
+    """The text with every webhook token, order code and reset token in a URL masked."""
+    for pattern in SECRET_PATHS:
+        text = pattern.sub(r"\1***", text)
+    return text
 
 
 def extras(record: logging.LogRecord) -> dict:
@@ -44,7 +52,7 @@ def _utc(record: logging.LogRecord) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """A standard formatter whose output never carries a webhook token."""
+    """A standard formatter whose output never carries a key from a URL (see `redact`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

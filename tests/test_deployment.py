@@ -26,6 +26,7 @@ from portal.config import ConfigurationError
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = str(ROOT / "gunicorn.conf.py")
 TOKEN = "Wh0k-t0ken_SECRET"
+ORDER_CODE = "K7PQ2XM9TB"  # an order code: it opens the order page and its ticket
 
 
 def production_env(tmp_path) -> dict:
@@ -226,6 +227,27 @@ def test_redact_masks_webhook_tokens_in_any_spelling(text):
     assert TOKEN not in logging_setup.redact(text) and "***" in logging_setup.redact(text)
 
 
+@pytest.mark.parametrize("text", [
+    f"GET /o/{ORDER_CODE} HTTP/1.1",
+    f"/o/{ORDER_CODE}/status",
+    f"POST /o/{ORDER_CODE}?id=1002",
+    f"https://kiosque.example/o/{ORDER_CODE.lower()}",
+    f"/O//{ORDER_CODE}",
+    f"/o%2F{ORDER_CODE}",
+    f"Exception on /o/{ORDER_CODE}/status [GET]",
+    f"/owner/password/reset/{TOKEN}",
+    f"https://kiosque.example/owner/password%2Freset/{TOKEN}",
+])
+def test_redact_masks_order_codes_and_reset_tokens(text):
+    redacted = logging_setup.redact(text)
+    assert ORDER_CODE not in redacted.upper() and TOKEN not in redacted and "***" in redacted
+
+
+@pytest.mark.parametrize("text", ["GET /owner/orders/12 HTTP/1.1", "/owner/", "/r/x7Yq/buy", "I/O error", "/static/kiosque.css"])
+def test_redact_leaves_other_paths(text):
+    assert logging_setup.redact(text) == text
+
+
 # -- a real gunicorn --------------------------------------------------------------------------------
 
 
@@ -267,6 +289,9 @@ def test_gunicorn_serves_health_and_logs_no_webhook_token(tmp_path):
                 time.sleep(0.2)
         assert status == 200 and json.loads(body) == {"status": "ok"}
         assert get(f"{base}/webhooks/fedapay/{TOKEN}?amount=100", "POST")[0] == 404
+        assert get(f"{base}/o/{ORDER_CODE}")[0] == 404
+        assert get(f"{base}/o/{ORDER_CODE}/status")[0] == 404
+        assert get(f"{base}/owner/password/reset/{TOKEN}")[0] == 400
     finally:
         if server.poll() is None:
             server.terminate()
@@ -278,5 +303,7 @@ def test_gunicorn_serves_health_and_logs_no_webhook_token(tmp_path):
     access = out.read_text()
     assert '"GET /health HTTP/1.1" 200' in access
     assert '"POST /webhooks/fedapay/*** HTTP/1.1" 404' in access
+    assert '"GET /o/*** HTTP/1.1" 404' in access and '"GET /o/***/status HTTP/1.1" 404' in access
+    assert '"GET /owner/password/reset/*** HTTP/1.1" 400' in access
     logs = access + err.read_text()
-    assert TOKEN not in logs and "amount=100" not in logs
+    assert TOKEN not in logs and "amount=100" not in logs and ORDER_CODE not in logs

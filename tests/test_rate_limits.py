@@ -141,6 +141,7 @@ def test_fifty_clients_behind_one_address_retrieve_without_blocking_each_other(a
     page = page_text(over)
     assert "Patientez une minute puis réessayez : ce que vous avez saisi est gardé." in page
     assert 'value="REF0099"' in page and 'value="2290100909999"' in page
+    assert over.headers["Cache-Control"] == "no-store"
     assert hotspot.retrieve(50, "REF0500", "2290105000000").status_code == 404
 
 

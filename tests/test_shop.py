@@ -267,3 +267,21 @@ def test_one_owners_accounts_sharing_a_public_id_still_lead_to_its_router(shop, 
     query = {"nasid": "hotspot1", "amount": "200", "profile_name": "1h", "pub_key": "pk_sandbox_shop"}
     page = requests.get(f"{live_server}/buy-mikhmon", params=query)
     assert page.status_code == 200 and f'action="/r/{shop.slug}/buy"' in page.text
+
+
+def test_pages_that_show_a_ticket_are_never_cached(shop, live_server, provider_sandbox):
+    order = paid_and_provisioned(live_server, shop, provider_sandbox)
+    http = requests.Session()
+    responses = {
+        "order page": http.get(f"{live_server}/o/{order.code}"),
+        "provider's return": http.post(f"{live_server}/o/{order.code}", data={"id": order.provider_ref}),
+        "status fragment": http.get(f"{live_server}/o/{order.code}/status", headers={"HX-Request": "true"}),
+        "retrieval form": http.get(f"{live_server}/retrieve"),
+        "retrieved ticket": http.post(f"{live_server}/retrieve", data={"reference": order.code, "phone": PHONE}),
+        "retrieval refused": http.post(f"{live_server}/retrieve", data={"reference": order.code, "phone": "22900000000"}),
+        "unknown order": http.get(f"{live_server}/o/ABCDEFGHJK"),
+    }
+    assert order.ticket.username in responses["order page"].text
+    assert order.ticket.username in responses["retrieved ticket"].text
+    for name, response in responses.items():
+        assert response.headers.get("Cache-Control") == "no-store", name

@@ -50,6 +50,17 @@ def hotspot_context(values) -> purchase.HotspotContext:
     )
 
 
+# Pages that show a ticket, or may: no cache (the browser's, a proxy's) keeps a copy.
+PRIVATE_PAGES = frozenset({"shop.order_page", "shop.order_status", "shop.retrieve"})
+
+
+@bp.after_request
+def keep_tickets_out_of_caches(response):
+    if request.endpoint in PRIVATE_PAGES:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def load_router(slug: str) -> Router:
     router = db.session.scalar(select(Router).where(Router.slug == slug))
     if router is None:
