@@ -35,8 +35,9 @@ PAYABLE = (*OPEN, OrderStatus.FAILED, OrderStatus.EXPIRED)
 def record(order: Order, kind: EventKind, detail: str = "") -> None:
     """Add a line to the order's timeline, with the caller's transaction."""
     db.session.add(OrderEvent(order_id=order.id, kind=kind, detail=detail[:500]))
-    # The id, not the code: the code opens the order page and its ticket.
-    log.info("order %s: %s %s", order.id, kind.value, detail, extra={"order_id": order.id, "event": kind.value})
+    # The id, never the code (it opens the order page and its ticket), nor the detail, which may
+    # hold a reference equal to the code.
+    log.info("order %s: %s", order.id, kind.value, extra={"order_id": order.id, "event": kind.value})
 
 
 def transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **values) -> bool:
