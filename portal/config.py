@@ -85,6 +85,7 @@ DEFAULTS = {
     "RETRIEVE_RATE_LIMIT": "5 per minute",  # per reference typed, and per phone number typed
     "RETRIEVE_CLIENT_RATE_LIMIT": "5 per minute",  # per hotspot client, when the page knows it
     "RETRIEVE_ADDRESS_RATE_LIMIT": "300 per minute",  # per public address
+    "ORDER_PAGE_RATE_LIMIT": "180 per minute",  # per order: its page and its polled fragment together
 }
 
 

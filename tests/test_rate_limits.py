@@ -178,3 +178,17 @@ def test_password_reset_requests_are_limited_per_client(app, owner):
     codes = [browser.post("/owner/password/forgot", {"email": f"owner{n}@example.com"}).status_code for n in range(11)]
     assert codes == [200] * 10 + [429]
     assert "Trop de tentatives" in page_text(browser.post("/owner/password/forgot", {"email": "x@example.com"}))
+
+
+def test_one_orders_page_cannot_be_hammered(app, selling):
+    """The order page asks the provider (throttled apart); past what a polling page needs, it answers 429."""
+    hotspot = Hotspot(app, selling)
+    assert hotspot.buy(1).status_code == 303
+    code = db.session.scalar(db.select(Order.code))
+    answers = [hotspot.client.get(f"/o/{code}/status", environ_base={"REMOTE_ADDR": HOTSPOT}).status_code
+               for _ in range(185)]
+    assert answers.count(429) == 5 and set(answers) == {200, 429}
+    other = Hotspot(app, selling, ELSEWHERE)
+    assert other.buy(2, intent="elsewhere-1").status_code == 303  # another order's page is not affected
+    other_code = db.session.scalar(db.select(Order.code).order_by(Order.id.desc()))
+    assert other.client.get(f"/o/{other_code}").status_code == 200

@@ -166,8 +166,18 @@ def load_order(code: str) -> Order:
     return order
 
 
+def _order_key() -> str:
+    return _digest("order", request.view_args.get("code", "").upper())
+
+
+# One order's page polls each second; anything well beyond is not a buyer (the code is hashed:
+# limit keys may reach the logs, and the code opens the ticket).
+order_limit = limiter.shared_limit(_limit("ORDER_PAGE_RATE_LIMIT"), scope="order", key_func=_order_key)
+
+
 @bp.route("/o/<code>", methods=("GET", "POST"))
 @csrf.exempt  # some providers bring the buyer back with a POST
+@order_limit
 def order_page(code: str):
     """Where the order stands; also every provider's return address."""
     order = load_order(code)
@@ -177,6 +187,7 @@ def order_page(code: str):
 
 
 @bp.get("/o/<code>/status")
+@order_limit
 def order_status(code: str):
     """The order page's polled fragment; a full reload once the order is settled."""
     order = load_order(code)
