@@ -25,6 +25,8 @@ DEFAULTS = {
     "LOG_FORMAT": "text",  # or "json": one object per line, for log collectors
     "LOG_LEVEL": "INFO",
     "ROUTER_TIMEOUT": 5.0,
+    # Connection tests per owner ("Tester la connexion" and the setup kit's confirmation).
+    "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
     "PROVIDER_CHECK_GAP": 1,  # seconds: whatever asks (page, return), one order's provider at most this often

@@ -131,6 +131,67 @@ def browser(app, owner):
     return browser
 
 
+class Listener:
+    """A plain TCP service on the loopback, not RouterOS: counts connections, keeps what it receives.
+
+    With ``answer`` it replies that once something arrives, then hangs up (an HTTP server, say);
+    without, it accepts and never says a word.
+    """
+
+    def __init__(self, answer: bytes | None = None):
+        self.answer = answer
+        self.connections = 0
+        self.received = bytearray()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = self._server.getsockname()[:2]
+        self._open: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "Listener":
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.close()
+        for sock in self._open:
+            sock.close()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(sock)
+            self._spawn(self._serve, sock)
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            while data := sock.recv(4096):
+                self.received += data
+                if self.answer is not None:
+                    sock.sendall(self.answer)
+                    sock.close()
+                    return
+        except OSError:
+            return
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def router_values(server, **overrides) -> dict:
     """A valid router form for the sandbox router."""
     values = {

@@ -4,7 +4,7 @@ from sqlalchemy import text
 
 from portal.extensions import db
 from portal.models import Router
-from tests.conftest import ROUTER_PASSWORD, page_text, router_values
+from tests.conftest import ROUTER_PASSWORD, Listener, free_port, page_text, router_values
 
 # The date handling of stock Mikhmon v3 profiles: month and year by fixed positions of mmm/dd/yyyy.
 STOCK_V3_ON_LOGIN = (
@@ -93,15 +93,40 @@ def test_connection_failures_have_clear_french_messages(browser, router_server):
     assert "refuse l'utilisateur ou le mot de passe" in page
     assert "wrong-password" not in page
 
+    # A silent router and a closed port get one message (below: every such target).
     router_server.mode = "hang"
     hung = add_router(browser, router_server, name="Hung")
     page = page_text(browser.post(f"/owner/routers/{hung.id}/test", headers={"HX-Request": "true"}))
-    assert "ne répond pas à temps" in page
+    assert "n'a pas pu ouvrir de session API" in page and "service API est activé (/ip service)" in page
 
     router_server.mode = "refuse"
     refused = add_router(browser, router_server, name="Refused")
     page = page_text(browser.post(f"/owner/routers/{refused.id}/test", headers={"HX-Request": "true"}))
-    assert "le service API est-il activé" in page
+    assert "n'a pas pu ouvrir de session API" in page
+
+
+def test_the_connection_test_says_the_same_for_every_target_that_is_not_a_router(app, browser, owner):
+    """Closed, silent or another protocol: nothing tells them apart."""
+    app.config["ROUTER_TIMEOUT"] = 0.5
+
+    def said(host: str, port: int) -> str:
+        router = Router(owner=owner, name=f"{host}:{port}", host=host, port=port, api_username="admin",
+                        api_password=ROUTER_PASSWORD)
+        db.session.add(router)
+        db.session.commit()
+        return page_text(browser.post(f"/owner/routers/{router.id}/test", headers={"HX-Request": "true"}))
+
+    http = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    with Listener() as silent, Listener(answer=http) as web, Listener(answer=b"-ERR unknown command\r\n") as redis:
+        pages = {
+            "closed": said("127.0.0.1", free_port()),
+            "silent": said("127.0.0.1", silent.port),
+            "http": said("127.0.0.1", web.port),
+            "redis": said("127.0.0.1", redis.port),
+        }
+    assert len(set(pages.values())) == 1, pages
+    assert "Kiosque n'a pas pu ouvrir de session API avec ce routeur" in pages["closed"]
+    assert web.connections == 1 and silent.connections == 1  # the allowed ones were tried, once each
 
 
 def test_ticket_settings_sample(browser):

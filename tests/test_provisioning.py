@@ -120,7 +120,7 @@ def test_sell_from_the_owner_page(app, router, plan, router_server):
     assert response.status_code == 200 and user["name"] in page and "<html" not in page
     router_server.mode = "refuse"
     failed = browser.post(f"/owner/routers/{router.id}/sell", {"plan_id": plan.id})
-    assert failed.status_code == 502 and "service API est-il activé" in page_text(failed)
+    assert failed.status_code == 502 and "n'a pas pu ouvrir de session API" in page_text(failed)
     pending = db.session.scalar(db.select(Ticket).where(Ticket.status == TicketStatus.PENDING))
     router_server.mode = "normal"
     retried = browser.post(f"/owner/routers/{router.id}/tickets/{pending.id}/retry")

@@ -4,14 +4,16 @@ A hotspot's clients all come from its one public address: each client has its ow
 address only a ceiling that fifty busy clients stay under, and refused input never counts.
 """
 
+import re
 import time
 
 import pytest
 
 from portal.extensions import db, mail
 from portal.models import Order
+from portal.services import owners
 from sandbox import demo, point_adapters_at
-from tests.conftest import ROUTER_PASSWORD, Browser, page_text
+from tests.conftest import ROUTER_PASSWORD, Browser, page_text, router_values
 
 HOTSPOT = "198.51.100.7"  # the public address a whole hotspot shares
 ELSEWHERE = "203.0.113.50"
@@ -19,8 +21,9 @@ ELSEWHERE = "203.0.113.50"
 
 @pytest.fixture
 def app_config(app_config):
-    # The limits themselves are the defaults (portal/config.py), but for the sign-in's.
-    return {**app_config, "RATELIMIT_ENABLED": True, "LOGIN_RATE_LIMIT": "5 per minute"}
+    # The limits themselves are the defaults (portal/config.py), but for the sign-in's and connection tests'.
+    return {**app_config, "RATELIMIT_ENABLED": True, "LOGIN_RATE_LIMIT": "5 per minute",
+            "ROUTER_TEST_RATE_LIMIT": "3 per minute"}
 
 
 def test_login_attempts_are_rate_limited(app, owner):
@@ -192,3 +195,34 @@ def test_one_orders_page_cannot_be_hammered(app, selling):
     assert other.buy(2, intent="elsewhere-1").status_code == 303  # another order's page is not affected
     other_code = db.session.scalar(db.select(Order.code).order_by(Order.id.desc()))
     assert other.client.get(f"/o/{other_code}").status_code == 200
+
+
+def test_connection_tests_are_rate_limited_per_owner(app, owner, router_server):
+    """Each test makes the server connect where the owner said: a few a minute, per owner."""
+    first = Browser(app.test_client())
+    first.login("owner@example.com", "owner-password")
+    owners.create_owner("other@example.com", "other-password")
+    other = Browser(app.test_client())
+    other.login("other@example.com", "other-password")
+
+    def add_router(browser) -> str:
+        location = browser.post("/owner/routers/new", router_values(router_server)).headers["Location"]
+        return location.rstrip("/")
+
+    mine, theirs = add_router(first), add_router(other)
+    fragments = [first.post(f"{mine}/test", headers={"HX-Request": "true"}) for _ in range(4)]
+    assert [f.status_code for f in fragments] == [200, 200, 200, 429]
+    assert "Trop de tests de connexion" in page_text(fragments[-1]) and "<html" not in page_text(fragments[-1])
+    assert router_server.connections == 3  # the refused test never reached the router
+    page = first.post(f"{mine}/test")  # without JavaScript: the router page, with the same message
+    assert page.status_code == 429 and "Trop de tests de connexion" in page_text(page)
+    assert "<html" in page_text(page)
+    # The setup kit's confirmation connects too: the same allowance.
+    kit = page_text(first.post(f"{mine}/kit", {}))
+    token = re.search(r'name="token" value="([^"]+)"', kit).group(1)
+    script = re.search(r'<textarea id="script"[^>]*>(.*?)</textarea>', kit, re.S).group(1)
+    confirm = first.post(f"{mine}/kit/confirm", {"token": token})
+    assert confirm.status_code == 429 and "Trop de tests de connexion" in page_text(confirm)
+    assert script in page_text(confirm)  # the script stays on the page, to confirm later
+
+    assert [other.post(f"{theirs}/test", headers={"HX-Request": "true"}).status_code for _ in range(3)] == [200] * 3

@@ -106,14 +106,14 @@ def describe_router_error(exc: RouterError) -> str:
     """A French sentence an owner can act on, for any router failure."""
     if isinstance(exc, RouterAuthFailed):
         return _("Le routeur refuse l'utilisateur ou le mot de passe de l'API.")
-    if isinstance(exc, RouterTimeout):
-        return _("Le routeur ne répond pas à temps : vérifiez l'adresse, le port et le pare-feu.")
     if isinstance(exc, RouterTLSError):
         return _("La connexion chiffrée (api-ssl) a échoué : certificat refusé ou non reconnu.")
-    if isinstance(exc, RouterUnreachable):
+    if isinstance(exc, (RouterUnreachable, RouterTimeout)):
+        # One sentence for a closed port, a silent one and a service that is not RouterOS: the
+        # test must not tell them apart (port scanning).
         return _(
-            "Connexion refusée ou impossible : le service API est-il activé sur ce port "
-            "(/ip service) et l'adresse est-elle joignable ?"
+            "Kiosque n'a pas pu ouvrir de session API avec ce routeur : vérifiez l'adresse, le port, "
+            "le pare-feu et que le service API est activé (/ip service)."
         )
     if isinstance(exc, RouterCommandError):
         return _("Le routeur a refusé la commande : %(message)s", message=exc.router_message)

@@ -6,7 +6,7 @@ from flask_login import login_required
 from wtforms.widgets import PasswordInput
 
 from portal.blueprints.owner.forms import RouterForm
-from portal.blueprints.owner.routers import load_router
+from portal.blueprints.owner.routers import load_router, router_tests, too_many_tests_message
 from portal.models import Router
 from portal.routeros import credentials
 from portal.services import accounts as account_service
@@ -66,7 +66,19 @@ def download_script(router_id: int):
                     headers={"Content-Disposition": "attachment; filename=kiosque.rsc", "Cache-Control": "no-store"})
 
 
+@bp.errorhandler(429)
+def too_many_tests(_exc):
+    """Over the connection test limit (shared with the router page's test): the script stays shown."""
+    router = load_router(request.view_args["router_id"])
+    try:
+        setup = setup_kit.reopen_setup(router, request.form.get("token", ""))
+    except setup_kit.KitError:
+        setup = None
+    return _kit_page(router, setup=setup, error=too_many_tests_message(), status=429)
+
+
 @bp.post("/<id:router_id>/kit/confirm")
+@router_tests
 def confirm(router_id: int):
     """The owner ran the script: Kiosque uses the `kiosque` user from now on, if the router takes it."""
     router = load_router(router_id)

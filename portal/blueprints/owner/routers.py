@@ -1,12 +1,14 @@
 """Router pages: list, settings, connection test, ticket sample, cash sale."""
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from portal import htmx
 from portal.blueprints import positive_int
 from portal.blueprints.owner.forms import RouterForm
-from portal.extensions import db
+from portal.extensions import db, limiter
 from portal.models import Plan, Router, Ticket
 from portal.routeros import credentials
 from portal.routeros.client import RouterError
@@ -21,6 +23,26 @@ bp = Blueprint("routers", __name__)
 @login_required
 def require_owner():
     """Every router page is for a signed-in owner."""
+
+
+def _router_test_limit() -> str:
+    return current_app.config["ROUTER_TEST_RATE_LIMIT"]
+
+
+def owner_key() -> str:
+    """Rate limits count per signed-in owner (an anonymous request only gets the login page)."""
+    if current_user.is_authenticated:
+        return f"owner:{current_user.get_id()}"
+    return get_remote_address()
+
+
+# Each connection test makes the server connect where the owner said: limited per owner, the
+# router page's test and the setup kit's confirmation together.
+router_tests = limiter.shared_limit(_router_test_limit, scope="router-test", key_func=owner_key)
+
+
+def too_many_tests_message() -> str:
+    return _("Trop de tests de connexion : patientez quelques minutes avant de réessayer.")
 
 
 def load_router(router_id: int) -> Router:
@@ -98,13 +120,24 @@ def _router_page(router: Router, report: router_service.ConnectionReport | None 
 
 
 @bp.post("/<id:router_id>/test")
+@router_tests
 def test(router_id: int):
     """Test the connection (HTMX fragment, or the router page again without JavaScript)."""
     router = load_router(router_id)
-    report = router_service.test_connection(router)
+    return _test_result(router, router_service.test_connection(router))
+
+
+@bp.errorhandler(429)
+def too_many_tests(_exc):
+    """Over the connection test limit: said where the test's answer goes."""
+    router = load_router(request.view_args["router_id"])
+    return _test_result(router, router_service.ConnectionReport(error=too_many_tests_message()), status=429)
+
+
+def _test_result(router: Router, report: router_service.ConnectionReport, status: int = 200):
     if htmx.wants_fragment():
-        return render_template("owner/_connection.html", router=router, report=report)
-    return _router_page(router, report)
+        return render_template("owner/_connection.html", router=router, report=report), status
+    return _router_page(router, report, status=status)
 
 
 @bp.get("/sample")
