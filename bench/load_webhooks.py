@@ -32,7 +32,7 @@ from staging import percentile
 from portal import create_app
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Ticket, WebhookEvent
-from sandbox import demo
+from sandbox import ROUTER_EGRESS, demo
 from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
 
@@ -60,7 +60,7 @@ def main() -> None:
     config = {
         "SECRET_KEY": "bench-secret", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "SQLALCHEMY_DATABASE_URI": args.database, "PUBLIC_URL": base, "MAIL_SUPPRESS_SEND": True,
-        "RATELIMIT_ENABLED": False, **providers.api_settings(),
+        "RATELIMIT_ENABLED": False, **providers.api_settings(), **ROUTER_EGRESS,
     }
     app = create_app({**config, "ENV": "bench"})
     with app.app_context():

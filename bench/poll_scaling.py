@@ -25,7 +25,7 @@ from staging import percentile
 from portal import create_app
 from portal.extensions import db
 from portal.models import ORDER_CODE_ALPHABET, Order, OrderStatus
-from sandbox import demo
+from sandbox import ROUTER_EGRESS, demo
 from sandbox.routeros import SandboxRouter
 
 CHUNK = 10_000
@@ -61,7 +61,7 @@ def main() -> None:
             "ENV": "bench", "SECRET_KEY": "bench", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SQLALCHEMY_DATABASE_URI": args.database or f"sqlite:///{tmp}/poll.db",
             "ORDER_POLL_AFTER": 10**9,  # never ask the provider: time the page alone
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "WARNING", **ROUTER_EGRESS,
         })
         with app.app_context():
             db.drop_all()

@@ -19,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from portal.routeros.client import RouterAddress, RouterClient, close_all, router_client  # noqa: E402
+from portal.routeros.egress import EgressPolicy  # noqa: E402
+from sandbox import ROUTER_EGRESS  # noqa: E402
 from sandbox.routeros import SandboxRouter  # noqa: E402
 
 PASSWORD = "bench-password"
@@ -59,7 +61,8 @@ def main() -> None:
     modes = {"reuse": provision_shared, "new per ticket": provision_fresh}
     print(f"{'latency':>8}  {'mode':<15} {'n':>4}  {'median ms':>9}  {'p95 ms':>8}")
     with SandboxRouter(password=PASSWORD) as sandbox:
-        address = RouterAddress(sandbox.host, sandbox.port, "admin", PASSWORD, timeout=5.0)
+        policy = EgressPolicy.from_settings(ROUTER_EGRESS["ROUTER_ALLOWED_NETWORKS"], ROUTER_EGRESS["ROUTER_ALLOWED_PORTS"])
+        address = RouterAddress(sandbox.host, sandbox.port, "admin", PASSWORD, timeout=5.0, policy=policy)
         for latency in (0.0, 0.1):
             sandbox.latency = latency
             for mode, provision in modes.items():

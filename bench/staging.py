@@ -14,7 +14,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from sandbox import demo  # noqa: E402
+from sandbox import ROUTER_EGRESS, demo  # noqa: E402
 
 
 @contextmanager
@@ -25,7 +25,7 @@ def staged_kiosque(database_uri: str | None = None):
         app = create_app({
             "ENV": "bench", "SECRET_KEY": "bench", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SQLALCHEMY_DATABASE_URI": database_uri or f"sqlite:///{tmp}/bench.db",
-            "MAIL_SUPPRESS_SEND": True, "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING",
+            "MAIL_SUPPRESS_SEND": True, "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING", **ROUTER_EGRESS,
         })
         server = make_server("127.0.0.1", 0, app, threaded=True)
         base = f"http://127.0.0.1:{server.server_port}"

@@ -38,6 +38,7 @@ def select_locale() -> str:
 
 def register_extensions(app: Flask) -> None:
     app.extensions["kiosque.cipher"] = cipher_from_config(app.config["ENCRYPTION_KEY"])
+    app.extensions["kiosque.router_egress"] = config.router_egress(app)
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db, render_item=render_migration_type)
     ext.mail.init_app(app)

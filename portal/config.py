@@ -8,6 +8,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 
 from portal.payments import api_url_defaults
+from portal.routeros.egress import DEFAULT_PORTS, EgressPolicy
 
 
 class ConfigurationError(RuntimeError):
@@ -25,6 +26,12 @@ DEFAULTS = {
     "LOG_FORMAT": "text",  # or "json": one object per line, for log collectors
     "LOG_LEVEL": "INFO",
     "ROUTER_TIMEOUT": 5.0,
+    # Where router connections may go (docs/deployment.md#egress-policy). Public addresses only,
+    # unless listed here: comma-separated CIDR networks such as the VPN range routers connect
+    # through, or the LAN of a single-owner install.
+    "ROUTER_ALLOWED_NETWORKS": "",
+    # The ports router connections may use, comma-separated, ranges allowed ("8728,8729,18728-18729").
+    "ROUTER_ALLOWED_PORTS": DEFAULT_PORTS,
     # Connection tests per owner ("Tester la connexion" and the setup kit's confirmation).
     "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
@@ -111,6 +118,14 @@ def load(app: Flask, overrides: dict | None) -> None:
         app.config["REMEMBER_COOKIE_SECURE"] = True
     else:
         _use_development_secrets(app)
+
+
+def router_egress(app: Flask) -> EgressPolicy:
+    """The egress policy from ROUTER_ALLOWED_NETWORKS and ROUTER_ALLOWED_PORTS, or ConfigurationError."""
+    try:
+        return EgressPolicy.from_settings(app.config["ROUTER_ALLOWED_NETWORKS"], app.config["ROUTER_ALLOWED_PORTS"])
+    except ValueError as exc:
+        raise ConfigurationError(f"PORTAL_ROUTER_ALLOWED_NETWORKS or PORTAL_ROUTER_ALLOWED_PORTS: {exc}") from None
 
 
 def _use_development_secrets(app: Flask) -> None:

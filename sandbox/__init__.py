@@ -11,6 +11,9 @@ from flask import Flask
 SANDBOX_PREFIX = "/sandbox"
 # The look-alikes play other sites, whose pages carry their own inline scripts and styles.
 SANDBOX_CSP = "default-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+# Sandbox routers listen on the loopback, on a random port: what the demo, the tests and the
+# benchmarks let through Kiosque's egress policy for router connections. Never a production setting.
+ROUTER_EGRESS = {"ROUTER_ALLOWED_NETWORKS": "127.0.0.0/8", "ROUTER_ALLOWED_PORTS": "8728,8729,1024-65535"}
 
 
 def mount(app: Flask):
@@ -38,11 +41,14 @@ def point_adapters_at(app: Flask, providers) -> None:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Kiosque with the sandbox mounted and the `demo` command: `flask --app sandbox demo`."""
+    """Kiosque with the sandbox mounted and the `demo` command: `flask --app sandbox demo`.
+
+    The demo's router is a sandbox router on the loopback: the egress policy lets it through.
+    """
     from portal import create_app as create_kiosque
     from sandbox import demo
 
-    app = create_kiosque(test_config)
+    app = create_kiosque({**ROUTER_EGRESS, **(test_config or {})})
     mount(app)
     app.cli.add_command(demo.demo_command)
     return app

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Router
 from portal.routeros.client import RouterAddress, RouterClient, RouterError
+from portal.services.routers import egress_policy
 from sandbox import allow_inline
 
 bp = Blueprint("hotspot", __name__, template_folder="templates")
@@ -65,7 +66,7 @@ def login():
     sandbox = _sandbox_router()
     mac, ip = _client()
     sandbox.add_host(ip, mac)
-    address = RouterAddress(sandbox.host, sandbox.port, sandbox.username, sandbox.password)
+    address = RouterAddress(sandbox.host, sandbox.port, sandbox.username, sandbox.password, policy=egress_policy())
     error = None
     try:
         client = RouterClient(address)

@@ -28,7 +28,7 @@ from portal.models import Order, Router, Ticket
 from portal.payments.base import OrderData
 from portal.routeros.client import close_all
 from portal.services import owners
-from sandbox import demo, point_adapters_at
+from sandbox import ROUTER_EGRESS, demo, point_adapters_at
 from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
 
@@ -64,6 +64,7 @@ def app_config(tmp_path) -> dict:
         "RATELIMIT_ENABLED": False,
         "ORDER_POLL_AFTER": 0,  # the order page asks the provider at once: tests need no waiting
         "PROVIDER_CHECK_GAP": 0,
+        **ROUTER_EGRESS,  # the sandbox routers (tests of the egress policy itself drop this)
     }
 
 

@@ -106,7 +106,7 @@ def test_connection_failures_have_clear_french_messages(browser, router_server):
 
 
 def test_the_connection_test_says_the_same_for_every_target_that_is_not_a_router(app, browser, owner):
-    """Closed, silent or another protocol: nothing tells them apart."""
+    """Closed, silent, another protocol or refused by the egress policy: nothing tells them apart."""
     app.config["ROUTER_TIMEOUT"] = 0.5
 
     def said(host: str, port: int) -> str:
@@ -123,6 +123,8 @@ def test_the_connection_test_says_the_same_for_every_target_that_is_not_a_router
             "silent": said("127.0.0.1", silent.port),
             "http": said("127.0.0.1", web.port),
             "redis": said("127.0.0.1", redis.port),
+            "metadata address": said("169.254.169.254", 8728),
+            "private address": said("10.20.30.40", 8728),
         }
     assert len(set(pages.values())) == 1, pages
     assert "Kiosque n'a pas pu ouvrir de session API avec ce routeur" in pages["closed"]

@@ -31,11 +31,14 @@ from portal.routeros.client import (
     close_all,
     router_client,
 )
+from portal.routeros.egress import EgressPolicy
 from sandbox.routeros import SandboxRouter
 
 ROUTER_PASSWORD = "Rtr-S3cret-2468"
 TICKET_PASSWORD = "Tk7-9931-pw"
 SECRETS = (ROUTER_PASSWORD, TICKET_PASSWORD)
+# The sandbox routers listen on the loopback, on a random port.
+LOOPBACK = EgressPolicy.from_settings("127.0.0.0/8", "1-65535")
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +56,7 @@ def router():
 
 def address_of(sandbox: SandboxRouter, **changes) -> RouterAddress:
     return RouterAddress(**{"host": sandbox.host, "port": sandbox.port, "username": "admin",
-                            "password": ROUTER_PASSWORD, "timeout": 2.0, **changes})
+                            "password": ROUTER_PASSWORD, "timeout": 2.0, "policy": LOOPBACK, **changes})
 
 
 @pytest.fixture

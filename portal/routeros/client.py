@@ -6,6 +6,12 @@ read, one reconnect-and-retry when a reused connection turns out to be dead, no 
 open after a failed login, and typed errors whose text is built only from safe parts. The
 library's own messages embed the whole command, password included, so they are never used,
 logged or chained.
+
+Every connection goes through the address's egress policy (portal/routeros/egress.py): the
+client opens the socket itself, to an address the policy checked, and hands it to routeros-api,
+which would otherwise look the name up again and connect wherever it points. API user names and
+passwords holding a control character are refused before any connection: RouterOS words are
+length-prefixed, but a line-based service (mail, Redis) would read a CR LF as a new command.
 """
 
 from __future__ import annotations
@@ -15,17 +21,21 @@ import socket
 import ssl
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import routeros_api
+from routeros_api import api_communicator, api_socket, base_api
 from routeros_api.api import RouterOsApi
 from routeros_api.exceptions import (
     RouterOsApiCommunicationError,
     RouterOsApiConnectionClosedError,
     RouterOsApiError,
 )
+
+from portal.routeros.egress import EgressPolicy, EgressRefused, unbracketed
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,8 @@ class RouterAddress:
     use_tls: bool = False
     tls_verify: bool = True
     timeout: float = 5.0
+    # Where connections may go; the default allows public addresses on 8728 and 8729 only.
+    policy: EgressPolicy = field(default=EgressPolicy(), repr=False)
 
 
 class RouterError(Exception):
@@ -61,6 +73,10 @@ class RouterError(Exception):
 
 class RouterUnreachable(RouterError):
     """No API session could be opened: refused (API service disabled), no route, DNS failure."""
+
+
+class RouterRefused(RouterUnreachable):
+    """Kiosque's egress policy refused the connection: address, port or credentials. Nothing was sent."""
 
 
 class RouterConnectionLost(RouterUnreachable):
@@ -113,6 +129,60 @@ def _unverified_tls_context() -> ssl.SSLContext:
     return context
 
 
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (Unicode category Cc: CR, LF, NUL, DEL, C1...)."""
+    return any(unicodedata.category(char) == "Cc" for char in text)
+
+
+def open_socket(address: RouterAddress) -> socket.socket:
+    """A connected socket to the router, TLS included, through the address's egress policy.
+
+    The TCP connection goes to an address the policy checked. For api-ssl the name the owner
+    typed stays the TLS server name, so the certificate is verified against it (and SNI sent).
+    """
+    if has_control_character(address.username) or has_control_character(address.password):
+        raise EgressRefused("credentials")
+    sock = address.policy.connect(address.host, address.port, address.timeout)
+    try:
+        sock.settimeout(address.timeout)  # for the TLS handshake and every read
+        # routeros-api sends each word with its own send(): with Nagle's algorithm every command
+        # would then wait for the router's delayed ACK (~40 ms on Linux).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        api_socket.set_keepalive(sock, after_idle_sec=10)  # what routeros-api does to its own
+        if address.use_tls:
+            context = ssl.create_default_context() if address.tls_verify else _unverified_tls_context()
+            sock = context.wrap_socket(sock, server_hostname=unbracketed(address.host))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _CheckedPool(routeros_api.RouterOsApiPool):
+    """routeros-api's connection, opened on a socket from `open_socket` instead of its own.
+
+    `get_api` is the library's (RouterOS-api 0.21.0) but for where the socket comes from.
+    """
+
+    def __init__(self, address: RouterAddress) -> None:
+        super().__init__(address.host, username=address.username, password=address.password,
+                         port=address.port, plaintext_login=True,  # RouterOS >= 6.45.1 refuses the old login
+                         use_ssl=address.use_tls)
+        self.socket_timeout = address.timeout
+        self._address = address
+
+    def get_api(self) -> RouterOsApi:
+        if not self.connected:
+            self.socket = api_socket.SocketWrapper(open_socket(self._address))
+            communicator = api_communicator.ApiCommunicator(base_api.Connection(self.socket))
+            self.api = RouterOsApi(communicator)
+            for handler in self._get_exception_handlers():
+                communicator.add_exception_handler(handler)
+            self.api.login(self.username, self.password, self.plaintext_login)
+            self.connected = True
+        return self.api
+
+
 def _scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
@@ -149,18 +219,7 @@ class RouterClient:
         self.last_used = time.monotonic()
         self._lock = threading.Lock()
         self._where = f"{address.host}:{address.port}"
-        self._pool = routeros_api.RouterOsApiPool(
-            address.host,
-            username=address.username,
-            password=address.password,
-            port=address.port,
-            plaintext_login=True,  # RouterOS >= 6.45.1 refuses the old challenge login
-            use_ssl=address.use_tls,
-            ssl_verify=address.tls_verify,
-            ssl_verify_hostname=address.tls_verify,
-            ssl_context=_unverified_tls_context() if address.use_tls and not address.tls_verify else None,
-        )
-        self._pool.socket_timeout = address.timeout  # used for connect and for every read
+        self._pool = _CheckedPool(address)
 
     def __repr__(self) -> str:
         return f"RouterClient({self.address!r})"
@@ -301,21 +360,21 @@ class RouterClient:
         try:
             api = self._pool.get_api()
             if not logged_in:
-                # routeros-api sends each word with its own send(): with Nagle's algorithm every
-                # command would then wait for the router's delayed ACK (~40 ms on Linux).
-                self._pool.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 logger.debug("%s: API session opened", self._where)
                 logged_in = True
             return op(api), None
-        # OSError: ssl.SSLError and socket errors of the TLS handshake, which routeros-api lets through.
-        except (RouterOsApiError, OSError) as exc:
+        # OSError: connection, name lookup and TLS handshake errors (the socket is opened here).
+        except (RouterOsApiError, OSError, EgressRefused) as exc:
             error = self._translate(exc, logged_in, secrets)
         if not isinstance(error, RouterCommandError):
             self._pool.disconnect()  # a failed login or a broken session: never keep (or leak) the socket
         return None, error
 
-    def _translate(self, exc: RouterOsApiError | OSError, logged_in: bool, secrets: tuple[str, ...]) -> RouterError:
+    def _translate(self, exc: RouterOsApiError | OSError | EgressRefused, logged_in: bool,
+                   secrets: tuple[str, ...]) -> RouterError:
         where = {"host": self.address.host, "port": self.address.port}
+        if isinstance(exc, EgressRefused):  # its text says no more than this
+            return RouterRefused("refused by the server's policy", **where)
         if isinstance(exc, RouterOsApiCommunicationError):  # a !trap; only original_message is safe
             text = _scrub(bytes(exc.original_message).decode("utf-8", "replace"), secrets)
             if logged_in:

@@ -22,6 +22,7 @@ from portal.routeros.client import (
     RouterTLSError,
     RouterUnreachable,
 )
+from portal.routeros.egress import EgressPolicy
 
 # Fields an owner edits on the router form; the API password is handled apart (blank keeps it).
 EDITABLE_FIELDS = (
@@ -48,11 +49,17 @@ class ConnectionReport:
         return self.error is None
 
 
+def egress_policy() -> EgressPolicy:
+    """The operator's egress policy for router connections, built by the app factory."""
+    return current_app.extensions["kiosque.router_egress"]
+
+
 def router_address(router: Router) -> RouterAddress:
-    """Where and how Kiosque reaches this router's API."""
+    """Where and how Kiosque reaches this router's API, under the operator's egress policy."""
     return RouterAddress(
         host=router.host, port=router.port, username=router.api_username, password=router.api_password,
         use_tls=router.use_tls, tls_verify=router.tls_verify, timeout=current_app.config["ROUTER_TIMEOUT"],
+        policy=egress_policy(),
     )
 
 
@@ -109,8 +116,8 @@ def describe_router_error(exc: RouterError) -> str:
     if isinstance(exc, RouterTLSError):
         return _("La connexion chiffrée (api-ssl) a échoué : certificat refusé ou non reconnu.")
     if isinstance(exc, (RouterUnreachable, RouterTimeout)):
-        # One sentence for a closed port, a silent one and a service that is not RouterOS: the
-        # test must not tell them apart (port scanning).
+        # One sentence for a closed port, a silent one, a service that is not RouterOS and an
+        # address the egress policy refuses: the test must not tell them apart (port scanning).
         return _(
             "Kiosque n'a pas pu ouvrir de session API avec ce routeur : vérifiez l'adresse, le port, "
             "le pare-feu et que le service API est activé (/ip service)."
