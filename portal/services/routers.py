@@ -21,8 +21,9 @@ from portal.routeros.client import (
     RouterTimeout,
     RouterTLSError,
     RouterUnreachable,
+    has_control_character,
 )
-from portal.routeros.egress import EgressPolicy
+from portal.routeros.egress import EgressPolicy, EgressRefused
 
 # Fields an owner edits on the router form; the API password is handled apart (blank keeps it).
 EDITABLE_FIELDS = (
@@ -87,9 +88,10 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
     )
     if clash is not None and (router is None or clash != router.id):
         raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
+    if router is None and not api_password:
+        raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
+    check_destination(values["host"], values["port"], values["api_username"], api_password)
     if router is None:
-        if not api_password:
-            raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
         router = Router(owner=owner)
         db.session.add(router)
     for name in EDITABLE_FIELDS:
@@ -98,6 +100,31 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
         router.api_password = api_password
     db.session.commit()
     return router
+
+
+def check_destination(host: str, port: int, api_username: str, api_password: str) -> None:
+    """Refuse, as the connection would, what the egress policy refuses; RouterSettingsError names the field.
+
+    A name is looked up (within the router timeout) and refused if any address it resolves to
+    is. A name that does not resolve (yet) is kept: the connection test will say so, and every
+    connection checks the addresses again.
+    """
+    for field_name, value in (("api_username", api_username), ("api_password", api_password)):
+        if has_control_character(value):
+            raise RouterSettingsError(field_name,
+                                      _("Caractère de contrôle refusé (retour à la ligne, tabulation…)."))
+    policy = egress_policy()
+    if not policy.allows_port(port):
+        raise RouterSettingsError("port", _("Port refusé : Kiosque ne se connecte aux routeurs que sur les ports "
+                                            "%(ports)s.", ports=policy.describe_ports()))
+    try:
+        policy.resolve(host, port, current_app.config["ROUTER_TIMEOUT"])
+    except EgressRefused:
+        raise RouterSettingsError("host", _(
+            "Adresse refusée : Kiosque ne se connecte qu'aux routeurs joignables à une adresse publique, "
+            "ou dans un réseau autorisé par l'exploitant de ce service.")) from None
+    except OSError:
+        pass
 
 
 def delete_router(router: Router) -> None:

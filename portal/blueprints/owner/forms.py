@@ -16,6 +16,7 @@ from wtforms.validators import (
 )
 
 from portal.routeros import units
+from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 CHARSET_CHOICES = [
@@ -31,6 +32,12 @@ MODE_CHOICES = [SelectChoice("vc", _l("Voucher : code unique (identifiant = mot 
                 SelectChoice("up", _l("Identifiant et mot de passe"))]
 HOST = Regexp(r"^[A-Za-z0-9.\-:\[\]]+$", message=_l("Adresse IP ou nom d'hôte attendu."))
 NAME = Regexp(r"^[^\x00-\x1f]+$", message=_l("Caractères non autorisés."))
+
+
+def no_control_character(form, field):
+    """API credentials travel to the router as they are: no CR, LF, NUL or other control character."""
+    if field.data and has_control_character(field.data):
+        raise ValidationError(_l("Caractère de contrôle refusé (retour à la ligne, tabulation…)."))
 
 
 class LoginForm(FlaskForm):
@@ -56,8 +63,10 @@ class RouterForm(FlaskForm):
     port = IntegerField(_l("Port de l'API"), default=8728, validators=[InputRequired(), NumberRange(1, 65535)])
     use_tls = BooleanField(_l("Utiliser api-ssl (TLS)"))
     tls_verify = BooleanField(_l("Vérifier le certificat du routeur"), default=True)
-    api_username = StringField(_l("Utilisateur de l'API"), validators=[InputRequired(), Length(max=80), NAME])
-    api_password = PasswordField(_l("Mot de passe de l'API"), validators=[Optional(), Length(max=200)])
+    api_username = StringField(_l("Utilisateur de l'API"),
+                               validators=[InputRequired(), Length(max=80), NAME, no_control_character])
+    api_password = PasswordField(_l("Mot de passe de l'API"),
+                                 validators=[Optional(), Length(max=200), no_control_character])
     hotspot_server = StringField(_l("Serveur hotspot"), default="all",
                                  validators=[InputRequired(), Length(max=80), NAME])
     dns_name = StringField(_l("Nom DNS du hotspot (ex. wifi.net)"), validators=[Optional(), Length(max=253), HOST])
