@@ -93,7 +93,7 @@ def test_connection_failures_have_clear_french_messages(browser, router_server):
     assert "refuse l'utilisateur ou le mot de passe" in page
     assert "wrong-password" not in page
 
-    # A silent router and a closed port get one message (below: every such target).
+    # A silent router and a closed port get one message (tests/test_egress.py: every such target).
     router_server.mode = "hang"
     hung = add_router(browser, router_server, name="Hung")
     page = page_text(browser.post(f"/owner/routers/{hung.id}/test", headers={"HX-Request": "true"}))
@@ -129,6 +129,24 @@ def test_the_connection_test_says_the_same_for_every_target_that_is_not_a_router
     assert len(set(pages.values())) == 1, pages
     assert "Kiosque n'a pas pu ouvrir de session API avec ce routeur" in pages["closed"]
     assert web.connections == 1 and silent.connections == 1  # the allowed ones were tried, once each
+
+
+def test_a_dns_name_read_from_the_router_is_held_to_the_forms_check(browser, router_server):
+    router_server.add_server("hotspot2", profile="hsprof2")
+    router_server.add_server_profile("hsprof2", dns_name='evil.example/login?x="><script>')
+    router = add_router(browser, router_server, hotspot_server="hotspot2")
+    response = browser.post(f"/owner/routers/{router.id}/test", headers={"HX-Request": "true"})
+    db.session.refresh(router)
+    assert router.dns_name == ""  # not stored: the buyer's login link would be built from it
+    assert "n'est pas un nom d'hôte valide" in page_text(response)
+    assert "<script>" not in response.get_data(as_text=True)  # shown among the router's facts, escaped
+
+    router_server.add_server_profile("hsprof3", dns_name="login.wifi.example")
+    router_server.add_server("hotspot3", profile="hsprof3")
+    fine = add_router(browser, router_server, hotspot_server="hotspot3", name="Fine")
+    page = page_text(browser.post(f"/owner/routers/{fine.id}/test", headers={"HX-Request": "true"}))
+    db.session.refresh(fine)
+    assert fine.dns_name == "login.wifi.example" and "n'est pas un nom d'hôte valide" not in page
 
 
 def test_ticket_settings_sample(browser):

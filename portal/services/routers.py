@@ -1,5 +1,6 @@
 """Routers: settings, connection test and what the router told us."""
 
+import re
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -30,6 +31,15 @@ EDITABLE_FIELDS = (
     "name", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
     "user_mode", "name_length", "charset", "prefix", "currency", "notify_email",
 )
+# A router address or hotspot DNS name: an IP address or a host name, nothing that could end the
+# host part of a URL (the buyer's login link is built from the DNS name).
+HOST_PATTERN = r"^[A-Za-z0-9.\-:\[\]]+\Z"
+HOST_MAX_LENGTH = 253
+
+
+def is_host(value: str) -> bool:
+    """Whether ``value`` passes the router form's check for an address or DNS name."""
+    return len(value) <= HOST_MAX_LENGTH and re.match(HOST_PATTERN, value) is not None
 
 
 class RouterSettingsError(ValueError):
@@ -186,8 +196,8 @@ def test_connection(router: Router) -> ConnectionReport:
     }
     used = _server_profiles_in_use(router)
     router.login_by = ",".join(sorted({m for p in used for m in p["login_by"].split(",") if m}))
-    if not router.dns_name:
-        router.dns_name = next((p["dns_name"] for p in used if p["dns_name"]), "")
+    if not router.dns_name:  # the buyer's login link is built from it: held to the form's check
+        router.dns_name = next((p["dns_name"] for p in used if p["dns_name"] and is_host(p["dns_name"])), "")
     db.session.commit()
     return ConnectionReport(warnings=router_warnings(router))
 
@@ -215,6 +225,11 @@ def router_warnings(router: Router) -> list[str]:
             _("Le serveur hotspot « %(name)s » n'existe pas sur ce routeur (serveurs : %(names)s).",
               name=router.hotspot_server, names=", ".join(server_names) or "—")
         )
+    unusable_dns_names = [p["dns_name"] for p in _server_profiles_in_use(router)
+                          if p["dns_name"] and not is_host(p["dns_name"])]
+    if not router.dns_name and unusable_dns_names:
+        warnings.append(_("Le nom DNS du profil hotspot lu sur le routeur n'est pas un nom d'hôte valide : Kiosque "
+                          "ne l'utilise pas. Corrigez-le sur le routeur, ou saisissez le nom DNS dans les réglages."))
     if router.login_by and "http-pap" not in router.login_by.split(","):
         warnings.append(
             _("Le profil du serveur hotspot n'autorise pas http-pap (login-by : %(login_by)s) : la "

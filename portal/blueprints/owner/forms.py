@@ -18,6 +18,7 @@ from wtforms.validators import (
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from portal.services.routers import HOST_MAX_LENGTH, HOST_PATTERN
 
 CHARSET_CHOICES = [
     SelectChoice("lower", _l("abcd (minuscules)")),
@@ -30,7 +31,7 @@ CHARSET_CHOICES = [
 ]
 MODE_CHOICES = [SelectChoice("vc", _l("Voucher : code unique (identifiant = mot de passe)")),
                 SelectChoice("up", _l("Identifiant et mot de passe"))]
-HOST = Regexp(r"^[A-Za-z0-9.\-:\[\]]+$", message=_l("Adresse IP ou nom d'hôte attendu."))
+HOST = Regexp(HOST_PATTERN, message=_l("Adresse IP ou nom d'hôte attendu."))
 NAME = Regexp(r"^[^\x00-\x1f]+$", message=_l("Caractères non autorisés."))
 
 
@@ -59,7 +60,8 @@ class NewPasswordForm(FlaskForm):
 
 class RouterForm(FlaskForm):
     name = StringField(_l("Nom"), validators=[InputRequired(), Length(max=80), NAME])
-    host = StringField(_l("Adresse du routeur (IP ou nom)"), validators=[InputRequired(), Length(max=253), HOST])
+    host = StringField(_l("Adresse du routeur (IP ou nom)"),
+                       validators=[InputRequired(), Length(max=HOST_MAX_LENGTH), HOST])
     port = IntegerField(_l("Port de l'API"), default=8728, validators=[InputRequired(), NumberRange(1, 65535)])
     use_tls = BooleanField(_l("Utiliser api-ssl (TLS)"))
     tls_verify = BooleanField(_l("Vérifier le certificat du routeur"), default=True)
@@ -69,7 +71,8 @@ class RouterForm(FlaskForm):
                                  validators=[Optional(), Length(max=200), no_control_character])
     hotspot_server = StringField(_l("Serveur hotspot"), default="all",
                                  validators=[InputRequired(), Length(max=80), NAME])
-    dns_name = StringField(_l("Nom DNS du hotspot (ex. wifi.net)"), validators=[Optional(), Length(max=253), HOST])
+    dns_name = StringField(_l("Nom DNS du hotspot (ex. wifi.net)"),
+                           validators=[Optional(), Length(max=HOST_MAX_LENGTH), HOST])
     user_mode = SelectField(_l("Type de ticket"), choices=MODE_CHOICES, default="vc")
     name_length = IntegerField(_l("Longueur du code"), default=6, validators=[InputRequired(), NumberRange(3, 8)])
     charset = SelectField(_l("Caractères"), choices=CHARSET_CHOICES, default="lower")
