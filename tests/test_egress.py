@@ -6,6 +6,7 @@ before the policy existed, or by any path that skipped the form: the connection 
 """
 
 import datetime as dt
+import logging
 import socket
 import ssl
 from types import SimpleNamespace
@@ -338,7 +339,10 @@ def test_stored_credentials_with_control_characters_are_never_sent(browser, app,
     assert listener.connections == 0 and listener.received == b""
 
 
-def test_the_refusal_says_nothing_of_what_the_name_resolved_to(app, owner, fake_dns):
+def test_the_refusal_says_nothing_of_what_the_name_resolved_to(app, owner, fake_dns, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING)
+    # logging.config.fileConfig (Alembic's env.py) disables loggers created before it ran.
+    monkeypatch.setattr(logging.getLogger("portal.routeros.client"), "disabled", False)
     fake_dns.add("inside.example", ["10.20.30.40"])
     router = stored_router(owner, "inside.example", 8728)
     with pytest.raises(RouterRefused) as refused:
@@ -346,3 +350,5 @@ def test_the_refusal_says_nothing_of_what_the_name_resolved_to(app, owner, fake_
     assert str(refused.value) == "inside.example:8728: refused by the server's policy"
     assert "10.20.30.40" not in repr(refused.value)
     assert refused.value.__cause__ is None and refused.value.__context__ is None
+    # The operator sees the attempt, and why.
+    assert "inside.example:8728: connection refused by the egress policy (address)" in caplog.text

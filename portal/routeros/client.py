@@ -373,7 +373,8 @@ class RouterClient:
     def _translate(self, exc: RouterOsApiError | OSError | EgressRefused, logged_in: bool,
                    secrets: tuple[str, ...]) -> RouterError:
         where = {"host": self.address.host, "port": self.address.port}
-        if isinstance(exc, EgressRefused):  # its text says no more than this
+        if isinstance(exc, EgressRefused):  # its text says no more than this; the operator's log says why
+            logger.warning("%s: connection refused by the egress policy (%s)", self._where, exc.reason)
             return RouterRefused("refused by the server's policy", **where)
         if isinstance(exc, RouterOsApiCommunicationError):  # a !trap; only original_message is safe
             text = _scrub(bytes(exc.original_message).decode("utf-8", "replace"), secrets)
