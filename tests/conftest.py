@@ -5,12 +5,15 @@ import html
 import logging
 import os
 import re
+import email
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import default as email_policy
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urljoin
 
@@ -18,6 +21,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 from flask import g, has_app_context
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from flask.testing import FlaskClient
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -501,3 +506,75 @@ def silent_server() -> Iterator[str]:
     listener.listen(8)
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     listener.close()
+
+
+# -- a real SMTP server ---------------------------------------------------------------------------
+# The server keeps one port for the whole test, so a test can stop it (nothing listens: refused),
+# put a silent listener in its place, or start it again, while the app keeps the same settings.
+
+SMTP_USER = "kiosque-mailer"
+SMTP_PASSWORD = "smtp-Secret!42"
+SENDER = "ventes@kiosque.test"
+
+
+class MailServer:
+    """A real SMTP server on a fixed local port, which a test can stop and start again.
+
+    It offers AUTH without TLS (local test only) and accepts only the configured account.
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.envelopes = []
+        self.logins: list[str] = []
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data == (SMTP_USER.encode(), SMTP_PASSWORD.encode())
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+    def start(self) -> None:
+        # A controller's event loop is closed when it stops, so each start makes a new one.
+        self._controller = Controller(self, hostname=self.host, port=self.port,
+                                      authenticator=self._authenticate, auth_require_tls=False)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(e.content, policy=email_policy) for e in self.envelopes]
+
+
+@pytest.fixture
+def smtp():
+    server = MailServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def mail_settings(smtp: MailServer) -> dict:
+    """The app's settings for sending through `smtp`."""
+    return {
+        "MAIL_SERVER": smtp.host,
+        "MAIL_PORT": smtp.port,
+        "MAIL_USERNAME": SMTP_USER,
+        "MAIL_PASSWORD": SMTP_PASSWORD,
+        "MAIL_DEFAULT_SENDER": SENDER,
+        "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses sending under TESTING by default
+    }
+
+
+def text_of(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()

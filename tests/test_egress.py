@@ -24,7 +24,7 @@ from portal.extensions import db
 from portal.models import Plan, Router
 from portal.routeros.client import RouterAddress, RouterClient, RouterRefused, RouterTLSError
 from portal.routeros.egress import EgressPolicy, EgressRefused
-from portal.services import accounts, provisioning, reconcile
+from portal.services import accounts, provisioning, worker
 from portal.services import routers as router_service
 from sandbox import ROUTER_EGRESS, demo
 from sandbox.routeros import SandboxRouter
@@ -297,7 +297,7 @@ def every_connection_attempt(browser, router: Router) -> list[str]:
         provisioning.sell_by_hand(router, plan)
     said.append(page_text(browser.post(f"/owner/routers/{router.id}/sell", {"plan_id": plan.id},
                                        headers={"HX-Request": "true"})))
-    reconcile.check_routers()
+    worker.check_router(router)
     db.session.refresh(router)
     assert router.down_since is not None
     return said

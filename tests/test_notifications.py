@@ -1,98 +1,27 @@
-"""Sale emails and alerts through a real SMTP server (aiosmtpd on a local port).
+"""Sale emails and alerts through a real SMTP server (aiosmtpd on a local port, see conftest)."""
 
-The server keeps one port for the whole test, so a test can stop it (nothing listens: refused),
-put a silent listener in its place, or start it again, while the app keeps the same settings.
-"""
-
-import email
 import json
 import logging
 import socket
 import time
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.policy import default as email_policy
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.formatting import price
 from portal.models import Order, OrderEvent, OrderStatus, PaymentAccount, Router, Ticket, TicketStatus, UserMode
 from portal.services import notifications
+from tests.conftest import SENDER, SMTP_PASSWORD, SMTP_USER, mail_settings, text_of
 
-SMTP_USER = "kiosque-mailer"
-SMTP_PASSWORD = "smtp-Secret!42"
-SENDER = "ventes@kiosque.test"
 PAID_AT = datetime(2025, 3, 12, 14, 3, tzinfo=timezone.utc)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MailServer:
-    """A real SMTP server on a fixed local port, which a test can stop and start again.
-
-    It offers AUTH without TLS (local test only) and accepts only the configured account.
-    """
-
-    def __init__(self) -> None:
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.envelopes = []
-        self.logins: list[str] = []
-        self._controller: Controller | None = None
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and auth_data == (SMTP_USER.encode(), SMTP_PASSWORD.encode())
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok)
-
-    def start(self) -> None:
-        # A controller's event loop is closed when it stops, so each start makes a new one.
-        self._controller = Controller(self, hostname=self.host, port=self.port,
-                                      authenticator=self._authenticate, auth_require_tls=False)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(e.content, policy=email_policy) for e in self.envelopes]
-
-
-@pytest.fixture
-def smtp():
-    server = MailServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
 def app_config(app_config, smtp) -> dict:
-    return {
-        **app_config,
-        "MAIL_SERVER": smtp.host,
-        "MAIL_PORT": smtp.port,
-        "MAIL_USERNAME": SMTP_USER,
-        "MAIL_PASSWORD": SMTP_PASSWORD,
-        "MAIL_DEFAULT_SENDER": SENDER,
-        "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses sending under TESTING by default
-    }
+    return {**app_config, **mail_settings(smtp)}
 
 
 def make_order(owner, *, router_name: str = "Maquis Wifi", notify_email: str = "", user_mode: str = UserMode.VOUCHER,
@@ -117,10 +46,6 @@ def make_order(owner, *, router_name: str = "Maquis Wifi", notify_email: str = "
     db.session.add_all([order, ticket])
     db.session.commit()
     return order
-
-
-def text_of(message: EmailMessage) -> str:
-    return message.get_body(("plain",)).get_content()
 
 
 def html_of(message: EmailMessage) -> str:

@@ -10,11 +10,12 @@ from itsdangerous import TimestampSigner
 from portal.extensions import db
 from portal.models import Owner
 from portal.services import owners
-from tests.conftest import NOT_KIOSQUE, Browser, page_text
-from tests.test_notifications import SENDER, smtp, text_of  # noqa: F401 (smtp is a fixture)
-from tests.test_notifications import app_config as mail_config  # noqa: F401
+from tests.conftest import NOT_KIOSQUE, SENDER, Browser, mail_settings, page_text, text_of
 
-app_config = mail_config  # the real SMTP server's settings
+
+@pytest.fixture
+def app_config(app_config, smtp) -> dict:
+    return {**app_config, **mail_settings(smtp)}
 
 
 def ask_reset(client, email: str):

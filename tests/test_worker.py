@@ -173,3 +173,14 @@ def test_a_hundred_dead_routers_of_other_owners_do_not_hold_up_a_ticket(app, sho
             sweeps.join(60)
     assert took < 5, f"provisioned {took:.1f} s after the payment"
     assert len(users_for(router_server, latest_order())) == 1
+
+
+def test_calls_failing_together_count_as_one_failure(app):
+    from portal.services import router_health
+
+    router = make_router()
+    for _ in range(5):  # five attempts that were under way when the router stopped answering
+        router_health.failed(router)
+    db.session.commit()
+    router = db.session.get(Router, router.id, populate_existing=True)
+    assert router.failures == 1 and timedelta(seconds=10) < router.retry_at - utcnow() <= timedelta(seconds=15)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Router, utcnow
@@ -55,10 +55,15 @@ def answered(router: Router) -> Change | None:
 
 
 def failed(router: Router) -> Change | None:
-    """The router did not answer: leave it alone a while; DOWN when the owner must be told now."""
+    """The router did not answer: leave it alone a while; DOWN when the owner must be told now.
+
+    Only a failure while the router was not already left alone makes the while longer: calls that
+    were under way together fail together, and count as one.
+    """
     now = utcnow()
-    update_if(router, failures=Router.failures + 1, down_since=func.coalesce(Router.down_since, now))
-    update_if(router, retry_at=now + timedelta(seconds=BACKOFF[min(router.failures, len(BACKOFF)) - 1]))
+    if update_if(router, or_(Router.retry_at.is_(None), Router.retry_at <= now),
+                 failures=Router.failures + 1, down_since=func.coalesce(Router.down_since, now)):
+        update_if(router, retry_at=now + timedelta(seconds=BACKOFF[min(router.failures, len(BACKOFF)) - 1]))
     # Told once, when it has been down across more than a passing glitch.
     grace = now - timedelta(seconds=current_app.config["ROUTER_DOWN_ALERT_AFTER"])
     told = update_if(router, Router.down_alerted.is_(False), Router.down_since <= grace, down_alerted=True)
