@@ -25,6 +25,7 @@ from portal.routeros.client import (
     RouterCommandError,
     RouterConnectionLost,
     RouterError,
+    RouterSlow,
     RouterTimeout,
     RouterTLSError,
     RouterUnreachable,
@@ -401,7 +402,7 @@ def test_no_secret_in_any_error_or_log(router, tls_context, caplog, monkeypatch)
         expect_error(lambda: RouterClient(address_of(tls_router, use_tls=True)).facts())
 
     assert [type(e) for e in errors] == [
-        RouterCommandError, RouterCommandError, RouterAuthFailed, RouterUnreachable, RouterTimeout,
+        RouterCommandError, RouterCommandError, RouterAuthFailed, RouterUnreachable, RouterSlow,
         RouterUnreachable, RouterTLSError,
     ]
     for error in errors:
@@ -412,3 +413,18 @@ def test_no_secret_in_any_error_or_log(router, tls_context, caplog, monkeypatch)
     for secret in SECRETS:
         assert secret not in caplog.text
         assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_a_session_that_goes_quiet_is_slow_not_unreachable(router):
+    """The router answered at login: a silence after it proves the router is there (no backoff)."""
+    client = RouterClient(address_of(router, timeout=0.5))
+    client.facts()
+    router.mode = "hang"
+    with pytest.raises(RouterSlow):
+        client.facts()
+    router.mode = "normal"
+    fresh = RouterClient(address_of(router, timeout=0.5))
+    router.mode = "hang"
+    with pytest.raises(RouterTimeout) as silent_at_login:
+        fresh.facts()
+    assert not isinstance(silent_at_login.value, RouterSlow)

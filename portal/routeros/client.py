@@ -87,6 +87,10 @@ class RouterTimeout(RouterError):
     """The router accepted nothing or answered nothing within the address's timeout."""
 
 
+class RouterSlow(RouterTimeout):
+    """An API session already open stopped answering within the timeout (the router did answer before)."""
+
+
 class RouterAuthFailed(RouterError):
     """The router refused the API user name or password."""
 
@@ -385,6 +389,8 @@ class RouterClient:
             return RouterTLSError(f"TLS handshake failed: {exc}", **where)
         cause = _socket_error(exc)
         if isinstance(cause, TimeoutError):
+            if logged_in:
+                return RouterSlow(f"no answer within {self.address.timeout:g} s", **where)
             return RouterTimeout(f"no answer within {self.address.timeout:g} s", **where)
         if cause is not None:
             reason = cause.strerror or str(cause) or type(cause).__name__
