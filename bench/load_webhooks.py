@@ -27,7 +27,8 @@ every webhook was answered 2xx, and tickets/s reach 95 % of the offered rate. Th
 after the first step not held (--all runs every rate).
 
     .venv/bin/python bench/load_webhooks.py [--rates 20 40 60 80 100 120] [--hold 60]
-        [--senders 32] [--new-connections] [--router-latency 0] [--web-workers N] [--threads N]
+        [--senders 32] [--new-connections] [--router-latency 0] [--provider-latency 0]
+        [--web-workers N] [--threads N]
         [--profile SECONDS] [--database postgresql+psycopg://kiosque:kiosque@127.0.0.1/kiosque_bench]
 
 Without --web-workers and --threads, gunicorn.conf.py decides (WEB_CONCURRENCY and
@@ -148,13 +149,13 @@ def postgres_backends(database: str) -> tuple[list[int], list[int]]:
     return ours, others
 
 
-def ticks(pid: int) -> tuple[int, int] | None:
-    """(utime + stime, starttime) of a process, in clock ticks; None once it is gone."""
+def ticks(pid: int) -> tuple[tuple[int, int], int] | None:
+    """((utime, stime), starttime) of a process, in clock ticks; None once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[11]) + int(fields[12]), int(fields[19])
+    return (int(fields[11]), int(fields[12])), int(fields[19])
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -170,8 +171,8 @@ class CpuMeter:
 
     def __init__(self, groups) -> None:
         self.groups = groups  # callable: {label: [pids]}, asked at every sample
-        self._first: dict[int, int] = {}
-        self._last: dict[int, int] = {}
+        self._first: dict[int, tuple[int, int]] = {}
+        self._last: dict[int, tuple[int, int]] = {}
         self._label: dict[int, str] = {}
         self._stop = threading.Event()
 
@@ -196,14 +197,15 @@ class CpuMeter:
                 used, born = reading
                 if pid not in self._first:
                     # A process born during the step counts from zero.
-                    self._first[pid] = 0 if born > self._boot_ticks else used
+                    self._first[pid] = (0, 0) if born > self._boot_ticks else used
                 self._last[pid] = used
                 self._label[pid] = label
 
     def stop(self) -> tuple[dict[str, float], float]:
         """{label: % of one core} and the whole machine's busy share in % of all its cores.
 
-        Also sets `busiest`: {label: the share of its busiest process}.
+        Also sets `busiest`: {label: the share of its busiest process}, and `system`: {label: the
+        part of its share spent in the kernel}.
         """
         self._stop.set()
         self._thread.join(5)
@@ -211,8 +213,11 @@ class CpuMeter:
         seconds = time.monotonic() - self._started
         used: Counter[str] = Counter()
         self.busiest: dict[str, float] = {}
+        self.system: Counter[str] = Counter()
         for pid, label in self._label.items():
-            share = 100 * (self._last[pid] - self._first[pid]) / CLOCK_TICKS / seconds
+            (user, system), (user0, system0) = self._last[pid], self._first[pid]
+            share = 100 * (user + system - user0 - system0) / CLOCK_TICKS / seconds
+            self.system[label] += 100 * (system - system0) / CLOCK_TICKS / seconds
             used[label] += share
             self.busiest[label] = max(self.busiest.get(label, 0.0), share)
         busy, total = machine_ticks()
@@ -327,9 +332,11 @@ def offer(payments: list[Payment], rate: float, senders: int, url: str, fresh: b
 class Shop:
     """Buying orders through the buy form and approving them at the sandbox provider, untimed."""
 
-    def __init__(self, base: str, slug: str, plan_id: int, account_id: int, providers: dict, buyers: int) -> None:
+    def __init__(self, base: str, slug: str, plan_id: int, account_id: int, providers: dict, buyers: int,
+                 latency: float) -> None:
         self.base, self.slug, self.plan_id, self.account_id = base, slug, plan_id, account_id
         self.providers, self.buyers = providers, buyers
+        self.latency = latency  # seconds the provider's API takes during the steps, not while preparing
         self.bought = 0
         self._local = threading.local()
 
@@ -359,7 +366,12 @@ class Shop:
                  "account": {"id": 1}}
         return json.dumps(event).encode()
 
+    def _provider_latency(self, seconds: float) -> None:
+        requests.post(f"{self.providers['base_url']}/control/knobs", json={"api_latency": seconds},
+                      timeout=HTTP_TIMEOUT).raise_for_status()
+
     def prepare(self, app, count: int) -> list[Payment]:
+        self._provider_latency(0.0)
         first = self.bought
         with app.app_context():
             last_id = db.session.scalar(db.select(db.func.max(Order.id))) or 0
@@ -374,6 +386,7 @@ class Shop:
             raise SystemExit(f"expected {count} pending orders, found {len(rows)}")
         with ThreadPoolExecutor(self.buyers) as pool:
             events = list(pool.map(self._approve, [ref for _, _, ref in rows]))
+        self._provider_latency(self.latency)
         return [Payment(order_id, code, ref, event) for (order_id, code, ref), event in zip(rows, events)]
 
 
@@ -396,6 +409,7 @@ class Step:
     cpu: dict[str, float] = field(default_factory=dict)
     machine: float = 0.0
     busiest_web: float = 0.0  # the busiest web worker's share
+    system_web: float = 0.0  # the web workers' time in the kernel
 
     def held(self, p95_limit: float) -> bool:
         return (self.lost == 0 and self.duplicated == 0 and self.failed_answers == 0
@@ -490,15 +504,15 @@ def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None
           " machine's busy time not used by the processes listed, in % of one core:")
     print()
     labels = [label for label in labels if any(s.cpu.get(label) for s in steps)] or labels
-    print("| offered /s | " + " | ".join(labels) + " | busiest web worker | all of these | CPU ms per ticket "
-          "| machine | other work |")
-    print("|---" * (len(labels) + 6) + "|")
+    print("| offered /s | " + " | ".join(labels) + " | busiest web worker | web workers in the kernel "
+          "| all of these | CPU ms per ticket | machine | other work |")
+    print("|---" * (len(labels) + 7) + "|")
     for s in steps:
         ours = sum(s.cpu.values())
         other = max(0.0, s.machine * CORES - ours)
         per_ticket = 10 * ours / s.tickets_rate if s.tickets_rate else 0
         print(f"| {s.rate:g} | " + " | ".join(f"{s.cpu.get(label, 0):.0f}" for label in labels)
-              + f" | {s.busiest_web:.0f} | {ours:.0f} | {per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
+              + f" | {s.busiest_web:.0f} | {s.system_web:.0f} | {ours:.0f} | {per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
     print()
     held = [s.rate for s in steps if s.held(p95_limit)]
     best = f"{max(held):g} webhooks/s" if held else "none of the rates tried"
@@ -650,7 +664,8 @@ def run_step(args: argparse.Namespace, st: Stage, shop: Shop, rate: float, group
     cpu, machine = meter.stop()
     if sampling is not None:
         sampling.join(args.profile + 60)
-    step = Step(rate, count, cpu=cpu, machine=machine, busiest_web=meter.busiest.get("web workers", 0.0))
+    step = Step(rate, count, cpu=cpu, machine=machine, busiest_web=meter.busiest.get("web workers", 0.0),
+                system_web=meter.system.get("web workers", 0.0))
     step.drained_in = wait_for_tickets(st.app, [p.order_id for p in payments], args.drain)
     measure(st.app, step, sent, st.router)
     say(f"{rate:g}/s: tickets {step.tickets_rate:.1f}/s, p95 Kiosque {p95(step.kiosque):.0f} ms, "
@@ -675,6 +690,7 @@ def main() -> None:
     parser.add_argument("--p95-limit", type=float, default=250, help="ms")
     parser.add_argument("--all", action="store_true", help="run every rate, even after one is not held")
     parser.add_argument("--router-latency", type=float, default=0, help="ms before each router reply")
+    parser.add_argument("--provider-latency", type=float, default=0, help="ms before each provider API answer")
     parser.add_argument("--web-workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: gunicorn.conf.py's)")
     parser.add_argument("--gunicorn-args", default="", help="extra gunicorn options, e.g. --reuse-port")
@@ -709,8 +725,9 @@ def main() -> None:
         threads = args.threads or os.environ.get("GUNICORN_THREADS") or "gunicorn.conf.py's"
         say(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; "
             f"{args.senders} senders ({'a new connection per webhook' if args.new_connections else 'kept alive'}); "
-            f"router latency {args.router_latency:g} ms; hold {args.hold:g} s")
-        shop = Shop(st.base, st.slug, st.plan_id, st.account_id, st.providers, args.buyers)
+            f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; hold {args.hold:g} s")
+        shop = Shop(st.base, st.slug, st.plan_id, st.account_id, st.providers, args.buyers,
+                    args.provider_latency / 1000)
         steps: list[Step] = []
         with tempfile.TemporaryDirectory() as folder:
             for rate in args.rates:
@@ -719,7 +736,7 @@ def main() -> None:
                     break
             print(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; {args.senders} webhook senders, "
                   f"{'a new connection per webhook' if args.new_connections else 'connections kept alive'}; "
-                  f"router latency {args.router_latency:g} ms; {args.hold:g} s per step")
+                  f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; {args.hold:g} s per step")
             print()
             print_tables(steps, args.p95_limit, [label for label in groups()])
             for rate_folder in sorted(Path(folder).iterdir(), key=lambda p: float(p.name)):
