@@ -48,6 +48,7 @@ import http.client
 import json
 import os
 import queue
+import runpy
 import select
 import shutil
 import socket
@@ -120,6 +121,31 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def connections_per_process(pids: list[int], port: int) -> list[int]:
+    """How many established TCP connections to `port` each process holds (gunicorn's workers)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, local port
+                inodes.add(fields[9])
+    counts = []
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts.append(held)
+    return counts
 
 
 def children(pid: int) -> list[int]:
@@ -409,6 +435,7 @@ class Step:
     cpu: dict[str, float] = field(default_factory=dict)
     machine: float = 0.0
     busiest_web: float = 0.0  # the busiest web worker's share
+    connections: list[int] = field(default_factory=list)  # the senders' connections each web worker held
     system_web: float = 0.0  # the web workers' time in the kernel
 
     def held(self, p95_limit: float) -> bool:
@@ -504,15 +531,16 @@ def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None
           " machine's busy time not used by the processes listed, in % of one core:")
     print()
     labels = [label for label in labels if any(s.cpu.get(label) for s in steps)] or labels
-    print("| offered /s | " + " | ".join(labels) + " | busiest web worker | web workers in the kernel "
+    print("| offered /s | " + " | ".join(labels) + " | busiest web worker | connections per web worker "
+          "| web workers in the kernel "
           "| all of these | CPU ms per ticket | machine | other work |")
-    print("|---" * (len(labels) + 7) + "|")
+    print("|---" * (len(labels) + 8) + "|")
     for s in steps:
         ours = sum(s.cpu.values())
         other = max(0.0, s.machine * CORES - ours)
         per_ticket = 10 * ours / s.tickets_rate if s.tickets_rate else 0
         print(f"| {s.rate:g} | " + " | ".join(f"{s.cpu.get(label, 0):.0f}" for label in labels)
-              + f" | {s.busiest_web:.0f} | {s.system_web:.0f} | {ours:.0f} | {per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
+              + f" | {s.busiest_web:.0f} | {'/'.join(map(str, s.connections))} | {s.system_web:.0f} | {ours:.0f} | {per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
     print()
     held = [s.rate for s in steps if s.held(p95_limit)]
     best = f"{max(held):g} webhooks/s" if held else "none of the rates tried"
@@ -660,12 +688,18 @@ def run_step(args: argparse.Namespace, st: Stage, shop: Shop, rate: float, group
             workers, min(args.profile, args.hold / 2), folder / f"{rate:g}"), daemon=True)
         (folder / f"{rate:g}").mkdir()
         sampling.start()
+    held_connections: list[int] = []
+    port = int(st.base.rsplit(":", 1)[1])
+    counting = threading.Timer(args.hold / 2, lambda: held_connections.extend(
+        connections_per_process(groups()["web workers"], port)))
+    counting.start()
     sent = offer(payments, rate, args.senders, st.webhook, args.new_connections, args.hold + args.drain + 60)
+    counting.cancel()
     cpu, machine = meter.stop()
     if sampling is not None:
         sampling.join(args.profile + 60)
     step = Step(rate, count, cpu=cpu, machine=machine, busiest_web=meter.busiest.get("web workers", 0.0),
-                system_web=meter.system.get("web workers", 0.0))
+                system_web=meter.system.get("web workers", 0.0), connections=sorted(held_connections, reverse=True))
     step.drained_in = wait_for_tickets(st.app, [p.order_id for p in payments], args.drain)
     measure(st.app, step, sent, st.router)
     say(f"{rate:g}/s: tickets {step.tickets_rate:.1f}/s, p95 Kiosque {p95(step.kiosque):.0f} ms, "
@@ -722,7 +756,7 @@ def main() -> None:
                     "PostgreSQL (server)": others, "sandbox providers": [processes["sandbox providers"].pid],
                     "sandbox router": [processes["sandbox router"].pid], "load generator": [os.getpid()]}
 
-        threads = args.threads or os.environ.get("GUNICORN_THREADS") or "gunicorn.conf.py's"
+        threads = args.threads or os.environ.get("GUNICORN_THREADS") or runpy.run_path(str(ROOT / "gunicorn.conf.py"))["threads"]
         say(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; "
             f"{args.senders} senders ({'a new connection per webhook' if args.new_connections else 'kept alive'}); "
             f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; hold {args.hold:g} s")
