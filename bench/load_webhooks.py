@@ -556,11 +556,15 @@ def py_spy() -> str | None:
 
 
 def profile(pids: list[int], seconds: float, folder: Path) -> list[Path]:
-    """Sample the web workers' threads with py-spy (100 Hz, threads waiting on I/O left out)."""
+    """Sample the web workers with py-spy, 100 times a second, the thread holding the GIL only.
+
+    The samples are then where the workers spend Python CPU. py-spy pauses each process at each
+    sample, which slows it down a little: keep these runs apart from the measured ones.
+    """
     outputs = [folder / f"web-{pid}.txt" for pid in pids]
     samplers = [subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                                  "--rate", "100", "--nonblocking", "--format", "raw", "--output", str(out)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  "--rate", "100", "--gil", "--format", "raw", "--output", str(out)],
+                                 stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".err"), "w"))
                 for pid, out in zip(pids, outputs)]
     for sampler in samplers:
         try:
@@ -570,41 +574,59 @@ def profile(pids: list[int], seconds: float, folder: Path) -> list[Path]:
     return [out for out in outputs if out.exists()]
 
 
-def profile_lines(files: list[Path], top: int = 25) -> list[str]:
-    """The functions most often on the stack (inclusive) and on top of it (self), over all samples."""
+PARTS = (  # (label, a frame that marks it), the first found from the top of this list wins
+    ("the paid path (handle_notification)", "handle_notification ("),
+    ("the sale email, after the response", "_email_owner ("),
+    ("Flask around the view", "Flask.wsgi_app ("),
+    ("gunicorn: parsing, writing, access log", "ThreadWorker.handle_request ("),
+    ("gunicorn: connections, main loop", "ThreadWorker."),
+)
+
+
+def profile_lines(folder: Path, top: int = 15) -> list[str]:
+    """Where the sampled CPU went: by part, by line of Kiosque's code, by function, on top of the stack."""
+    parts: Counter[str] = Counter()
+    lines_of_ours: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     on_top: Counter[str] = Counter()
     total = 0
-    for path in files:
+    for path in sorted(folder.glob("*.txt")):
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             if not stack or not count.isdigit():
                 continue
-            names = [frame_name(frame) for frame in stack.split(";")]
-            total += int(count)
+            n, frames = int(count), stack.split(";")
+            total += n
+            parts[next((label for label, mark in PARTS if mark in stack), "other")] += n
+            ours = [frame for frame in frames if "(portal/" in frame]
+            if ours:
+                function, _, where = ours[-1].rpartition(" (")
+                lines_of_ours[f"{where.rstrip(')')} {function}"] += n
+            names = [frame_name(frame) for frame in frames]
             for name in set(names):
-                inclusive[name] += int(count)
-            on_top[names[-1]] += int(count)
+                inclusive[name] += n
+            on_top[names[-1]] += n
     if not total:
-        return ["(no samples)"]
-    skip = ("threading.py", "concurrent/futures", "gunicorn/workers")
-    lines = [f"{total} samples of the web workers' busy threads", "", "inclusive (on the stack):"]
-    lines += [f"  {100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top + 8)
-              if not any(part in name for part in skip)][:top]
-    lines += ["", "self (on top of the stack):"]
-    lines += [f"  {100 * n / total:5.1f} %  {name}" for name, n in on_top.most_common(top)]
+        errors = [p.read_text().strip().splitlines()[-1:] for p in folder.glob("*.err") if p.read_text().strip()]
+        return ["(no samples)", *[e[0] for e in errors if e]]
+    def share(items, count):
+        return [f"  {100 * n / total:5.1f} %  {name}" for name, n in items.most_common(count)]
+
+    framework = ("threading.py", "concurrent/futures", "gunicorn/", "flask/app.py", "werkzeug/", "webhooks.py")
+    lines = [f"{total} samples (py-spy, 100 Hz, the thread holding the GIL in each web worker)", "",
+             "by part:", *share(parts, len(PARTS) + 1), "",
+             "by line of Kiosque's code (the innermost one on the stack):", *share(lines_of_ours, top), "",
+             "functions on the stack (inclusive), past gunicorn and Flask:"]
+    lines += [f"  {100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top + 20)
+              if not any(part in name for part in framework)][:top]
+    lines += ["", "on top of the stack (self):", *share(on_top, top)]
     return lines
 
 
 def frame_name(frame: str) -> str:
-    """`function (path:line)` -> `function (package/module.py)`."""
+    """`function (path:line)` -> `function (path)`."""
     function, _, where = frame.rpartition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3."):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            path = path.split("/", 1)[1] if marker == "/lib/python3." else path
-    return f"{function or frame} ({path})"
+    return f"{function or frame} ({where.rstrip(')').rsplit(':', 1)[0]})"
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -732,7 +754,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="info", help="Kiosque's log level (production: info)")
     parser.add_argument("--server-log", help="a file for gunicorn's and the worker's output (default: none)")
     parser.add_argument("--profile", type=float, default=0, metavar="SECONDS",
-                        help="sample the web workers with py-spy for this long in each step (costs CPU)")
+                        help="sample the web workers' CPU with py-spy for this long in each step (slows them)")
     parser.add_argument("--database", default=os.environ.get(
         "KIOSQUE_BENCH_DATABASE_URL", "postgresql+psycopg://kiosque:kiosque@127.0.0.1/kiosque_bench"))
     args = parser.parse_args()
@@ -777,7 +799,7 @@ def main() -> None:
                 print()
                 print(f"Profile at {rate_folder.name}/s:")
                 print()
-                print("\n".join(profile_lines(sorted(rate_folder.iterdir()))))
+                print("\n".join(profile_lines(rate_folder)))
     finally:
         for process in reversed(processes.values()):
             stop(process)
