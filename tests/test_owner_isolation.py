@@ -17,10 +17,11 @@ def other_owners_objects(router_server) -> dict[str, int]:
     ticket = Ticket(router=router, plan_id=plan.id, plan_label="1h", price=100, username="abc123",
                     password="abc123", profile="1h", server="all", comment="vc-123-01.01.26-x")
     account = PaymentAccount(owner=other, provider="fedapay", label="Autre", credentials="{}")
+    db.session.add_all([ticket, account])
     router.accounts.append(account)
     order = Order(intent="other", owner_id=other.id, router=router, account=account, provider="fedapay",
                   plan_label="1h", profile="1h", amount=100, currency="XOF", status=OrderStatus.PAID)
-    db.session.add_all([ticket, account, order])
+    db.session.add(order)
     db.session.commit()
     return {"router_id": router.id, "plan_id": plan.id, "ticket_id": ticket.id, "account_id": account.id,
             "order_id": order.id}

@@ -186,6 +186,7 @@ def test_hostile_hosts_and_names_are_refused(app):
 def offer_account(router: Router, provider: str = "fedapay", environment: str = "live") -> PaymentAccount:
     account = PaymentAccount(owner=router.owner, provider=provider, label=f"Mon {provider}", environment=environment,
                              credentials=json.dumps({}))
+    db.session.add(account)
     router.accounts.append(account)
     db.session.commit()
     return account
