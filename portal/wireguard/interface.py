@@ -187,11 +187,11 @@ class LinkInfo:
 def link_info(runner: Runner, interface: str) -> LinkInfo | None:
     """The interface's link and IPv4 addresses, or None when it does not exist."""
     interface_name(interface)
-    done = runner.run(["ip", "-j", "-d", "-4", "addr", "show", "dev", interface], interface=interface, check=False)
+    done = runner.run(["ip", "-j", "-d", "addr", "show", "dev", interface], interface=interface, check=False)
     if done.returncode != 0:
         if "does not exist" in done.stderr:
             return None
-        runner.run(["ip", "-j", "-d", "-4", "addr", "show", "dev", interface], interface=interface)
+        runner.run(["ip", "-j", "-d", "addr", "show", "dev", interface], interface=interface)
     try:
         rows = json.loads(done.stdout)
         row = rows[0]
