@@ -22,7 +22,7 @@ with a LAN behind some router. What is refused, and why:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from portal.wireguard.errors import AddressPoolExhausted, InvalidNetwork
@@ -81,19 +81,14 @@ def router_capacity(network: IPv4Network) -> int:
     return network.num_addresses - 3
 
 
-def _router_hosts(network: IPv4Network) -> Iterator[IPv4Address]:
-    first = int(network.network_address) + 2  # after the network address and the hub
-    last = int(network.broadcast_address) - 1
-    for value in range(first, last + 1):
-        yield IPv4Address(value)
-
-
 def allocate(network: IPv4Network, taken: Iterable[str | IPv4Address | IPv4Interface]) -> IPv4Address:
     """The lowest router address of `network` not in `taken` (every address a router still holds)."""
-    held = {_host(item) for item in taken}
-    for candidate in _router_hosts(network):
+    held = {int(_host(item)) for item in taken}
+    first = int(network.network_address) + 2  # after the network address and the hub
+    last = int(network.broadcast_address) - 1
+    for candidate in range(first, last + 1):  # bounded by the network's size (/16 at most)
         if candidate not in held:
-            return candidate
+            return IPv4Address(candidate)
     raise AddressPoolExhausted(str(network), router_capacity(network))
 
 
@@ -124,7 +119,10 @@ def _host(value: str | IPv4Address | IPv4Interface) -> IPv4Address:
         return value.ip
     if isinstance(value, IPv4Address):
         return value
+    text = str(value).strip()
     try:
-        return IPv4Interface(str(value).strip()).ip
+        if text.endswith("/32") or "/" not in text:  # the common case, about ten times faster
+            return IPv4Address(text.removesuffix("/32"))
+        return IPv4Interface(text).ip
     except ValueError:
         raise InvalidNetwork(f"{value!r} is not an IPv4 address") from None
