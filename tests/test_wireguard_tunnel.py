@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Network
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ import pytest
 from portal.services.tunnel_script import tunnel_lines
 from portal.wireguard import (
     HubConfig,
+    InsecureKeyFile,
     KeyPair,
     Peer,
     allocate,
@@ -40,6 +41,7 @@ from portal.wireguard import (
     sync,
     tunnel_network,
     watch,
+    write_private_key_file,
 )
 from portal.wireguard.interface import link_info
 from tests import netns, routeros_wg
@@ -311,3 +313,26 @@ def test_watch_applies_a_new_router_within_a_second(spaces):
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive() and not errors, errors
+
+
+def test_sync_from_a_key_file_changes_port_and_address_in_place(spaces, tmp_path):
+    bed = make_bed(spaces, "a")
+    key_file = write_private_key_file(tmp_path / "hub.key", bed.hub_keys.private)
+    config = replace(bed.config("a"), private_key=None, private_key_file=str(key_file))
+    first = sync(bed.hub.runner, config)
+    assert first.implementation and first.key_set and first.listen_port_set
+    link = link_info(bed.hub.runner, bed.interface)
+    # The same key given as text: nothing to change.
+    assert not sync(bed.hub.runner, bed.config("a")).changed
+
+    moved = replace(config, listen_port=HUB_PORT + 1, address=IPv4Interface("192.0.2.1/25"))
+    report = sync(bed.hub.runner, moved)
+    assert report.listen_port_set and not report.key_set and report.plan.empty
+    assert report.addresses_removed == ("192.0.2.1/24",) and report.addresses_added == ("192.0.2.1/25",)
+    after = link_info(bed.hub.runner, bed.interface)
+    assert after.ifindex == link.ifindex and after.addresses == (IPv4Interface("192.0.2.1/25"),)
+    assert read_state(bed.hub.runner, bed.interface).listen_port == HUB_PORT + 1
+
+    key_file.chmod(0o640)
+    with pytest.raises(InsecureKeyFile):
+        sync(bed.hub.runner, moved)
