@@ -138,8 +138,3 @@ def tunnel_lines(
         _top_rule(accept),
     ]
 
-
-def routeros6_notice() -> str:
-    """What the kit says to an owner whose router runs RouterOS 6 (no WireGuard there)."""
-    return ("RouterOS 6 has no WireGuard: upgrade the router to RouterOS 7 to use the Kiosque tunnel, "
-            "or choose the direct connection (API or api-ssl) with a port reachable from Kiosque.")
