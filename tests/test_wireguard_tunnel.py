@@ -158,7 +158,7 @@ def read_line(process: subprocess.Popen, within: float) -> str:
 def start_sandbox_router(side: RouterSide) -> subprocess.Popen:
     """The sandbox RouterOS API, listening on the router's tunnel address only."""
     process = side.namespace.popen(
-        [sys.executable, "-m", "portal.sandbox.routeros", "--host", side.address, "--port", str(API_PORT),
+        [sys.executable, "-m", "sandbox.routeros", "--host", side.address, "--port", str(API_PORT),
          "--user", "admin", "--password", API_PASSWORD, "--version", "7.16 (stable)"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert "listening" in read_line(process, 30)

@@ -19,6 +19,7 @@ import sys
 import time
 
 from portal.routeros.client import RouterAddress, RouterClient, RouterError
+from portal.routeros.egress import EgressPolicy
 
 
 def _time_add_users(address: RouterAddress, shared: RouterClient, n: int, prefix: str, fresh: bool) -> list[float]:
@@ -36,7 +37,9 @@ def _time_add_users(address: RouterAddress, shared: RouterClient, n: int, prefix
 
 def main() -> None:
     host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    address = RouterAddress(host, port, user, password, timeout=5.0)
+    # The tunnel and loopback addresses are not public: the egress policy allows this one host only.
+    policy = EgressPolicy.from_settings(host, str(port))
+    address = RouterAddress(host, port, user, password, timeout=5.0, policy=policy)
     client = RouterClient(address)
     for line in sys.stdin:
         request = json.loads(line)
