@@ -3,7 +3,8 @@ through the tunnel.
 
 This package knows nothing of Flask or the database. It provides key pairs (`keys`), the
 tunnel network and addresses (`addresses`), and the hub interface: reading its state and
-making it match the routers Kiosque knows, by difference, without restarting it (`interface`).
+making it match the routers Kiosque knows, by difference, without restarting it (`interface`),
+and the operator's settings (`settings`).
 Commands run through a `Runner` (`command`) with a timeout and typed errors.
 """
 
@@ -23,6 +24,7 @@ from portal.wireguard.errors import (
     CommandFailed,
     CommandTimeout,
     InsecureKeyFile,
+    InvalidEndpoint,
     InvalidInterfaceName,
     InvalidKey,
     InvalidNetwork,
@@ -50,10 +52,12 @@ from portal.wireguard.interface import (
     watch,
 )
 from portal.wireguard.keys import KeyPair, public_key, read_private_key_file, validate_public_key, write_private_key_file
+from portal.wireguard.settings import DEFAULT_INTERFACE, Endpoint, HubSettings
 
 __all__ = [
-    "KEEPALIVE_SECONDS", "STALE_AFTER", "AddressPoolExhausted", "CommandError", "CommandFailed",
-    "CommandTimeout", "HubConfig", "HubStatus", "InsecureKeyFile", "InterfaceState", "InvalidInterfaceName",
+    "DEFAULT_INTERFACE", "KEEPALIVE_SECONDS", "STALE_AFTER", "AddressPoolExhausted", "CommandError",
+    "CommandFailed", "CommandTimeout", "Endpoint", "HubConfig", "HubSettings", "HubStatus", "InsecureKeyFile",
+    "InterfaceState", "InvalidEndpoint", "InvalidInterfaceName",
     "InvalidKey", "InvalidNetwork", "KeyPair", "Peer", "PeerPlan", "PeerState", "PermissionDenied", "Runner",
     "SyncReport", "ToolMissing", "UnexpectedOutput", "WireGuardError", "allocate", "hub_address",
     "interface_name", "parse_dump", "peer_allowed_ips", "plan_peers", "public_key", "read_private_key_file",

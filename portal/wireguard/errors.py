@@ -20,6 +20,10 @@ class InvalidNetwork(WireGuardError, ValueError):
     """A tunnel network or address is unusable; the message says why."""
 
 
+class InvalidEndpoint(WireGuardError, ValueError):
+    """The hub's public endpoint (host:port) or a port is unusable; the message says why."""
+
+
 class AddressPoolExhausted(WireGuardError):
     """Every router address of the tunnel network is taken."""
 

@@ -531,13 +531,15 @@ def watch(
     max_rounds: int | None = None,
     on_report: Callable[[SyncReport], None] | None = None,
     on_error: Callable[[WireGuardError], None] | None = None,
+    on_round: Callable[[], None] | None = None,
     implementation: str = "auto",
 ) -> int:
     """Apply `load()` whenever it changes (checked every `interval` s) and every `resync_every` s.
 
     Runs until `stop` is set or after `max_rounds` rounds; returns the number of syncs.
-    A WireGuardError is reported to `on_error` (or logged) and the loop goes on; anything
-    else (a database error in `load`) ends it.
+    `on_round` runs after each round's sync (the caller reads the peers' state there, at its
+    own pace). A WireGuardError is reported to `on_error` (or logged) and the loop goes on;
+    anything else (a database error in `load`) ends it.
     """
     applied: HubConfig | None = None
     last_sync = float("-inf")
@@ -555,5 +557,10 @@ def watch(
                 applied, last_sync, syncs = config, time.monotonic(), syncs + 1
                 if on_report:
                     on_report(report)
+        if on_round:
+            try:
+                on_round()
+            except WireGuardError as exc:
+                (on_error or (lambda e: log.error("reading the peers failed: %s", e)))(exc)
         stop.wait(interval)
     return syncs
