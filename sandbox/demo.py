@@ -47,7 +47,7 @@ def seed_shop(router_host: str, router_port: int, router_password: str, *, dns_n
     owner = owners.find_owner(email) or owners.create_owner(email, password, "Démo")
     router = db.session.scalar(select(Router).where(Router.owner_id == owner.id, Router.name == router_name))
     values = {
-        "name": router_name, "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
+        "name": router_name, "connection": "direct", "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
         "api_username": "admin", "hotspot_server": "all", "dns_name": dns_name, "user_mode": "vc",
         "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "notify_email": email,
     }

@@ -4,8 +4,8 @@ The lines are read as RouterOS would read them (commands, `key=value` arguments,
 with `\\"`, `\\\\`, `\\$`, `\\?` and `\\XX` escapes, commands nested in `do={…}`), the values of
 `/interface wireguard`, `/interface wireguard peers` and `/ip address` are gathered (`set`
 after `add`, as on the router), then carried out with `wg` and `ip` in a namespace. What has no
-Linux counterpart here (the API service, the firewall filter) is returned untranslated, so a
-test can check that nothing else was skipped.
+Linux counterpart here (the API service, the firewall filter, the rest of the router script) is
+returned untranslated, so a test can check that nothing else was skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from portal.wireguard.interface import create_interface
 COMMANDS = ("/interface wireguard peers add", "/interface wireguard peers set", "/interface wireguard add",
             "/interface wireguard set", "/ip address add", "/ip address set")
 NO_OP_ON_FRESH_ROUTER = ("/interface wireguard peers remove",)  # nothing to remove on a new router
-UNTRANSLATED = ("/ip service", "/ip firewall filter", "{:local kqAllowed", "{:local kqTop")
+# The tunnel's other lines, and the rest of the router script (walled garden, API user, http-pap).
+UNTRANSLATED = ("/ip service", "/ip firewall filter", "{:local kqAllowed", "{:local kqTop", "/ip hotspot", "/user",
+                ":if ([:len [/user", ":put")
 _ESCAPES = {'"': '"', "\\": "\\", "$": "$", "?": "?"}
 
 

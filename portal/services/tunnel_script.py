@@ -26,31 +26,24 @@ Decisions, for whoever changes them:
   added to that list; an unrestricted service stays unrestricted.
 - Values: keys are checked as WireGuard keys, addresses parsed, the endpoint host is an IP
   address or a DNS name, the interface name a short token; all strings go through
-  `setup_kit.script_string`, like the rest of the script.
+  `script_text.script_string`, like the rest of the script.
 - The router keeps RouterOS's default listen port: it only dials out, nothing needs to reach it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
-from portal.services.setup_kit import ScriptValueError, hostname, script_string
-from portal.wireguard.errors import InvalidInterfaceName, InvalidKey
+from portal.services.script_text import ScriptValueError, allow_on_service, script_string
+from portal.wireguard.errors import InvalidEndpoint, InvalidInterfaceName, InvalidKey
 from portal.wireguard.interface import KEEPALIVE_SECONDS, interface_name
 from portal.wireguard.keys import KeyPair, validate_public_key
+from portal.wireguard.settings import endpoint_host, port_number
 
 DEFAULT_INTERFACE = "kiosque"
 FIREWALL_COMMENT = "kiosque-tunnel"
 API_SERVICES = frozenset({"api", "api-ssl"})
-
-
-def _endpoint_host(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value.strip().strip("[]")))
-    except ValueError:
-        return hostname(value)
 
 
 def _top_rule(rule: str, first: str = "kqTop") -> str:
@@ -84,7 +77,8 @@ def tunnel_lines(
         KeyPair.from_private(private_key)
         hub_key = validate_public_key(hub_public_key)
         name = interface_name(interface)
-    except (InvalidKey, InvalidInterfaceName) as exc:
+        host, port = endpoint_host(hub_host), port_number(hub_port, "hub port")
+    except (InvalidKey, InvalidInterfaceName, InvalidEndpoint) as exc:
         raise ScriptValueError(str(exc)) from None
     try:
         router = IPv4Interface(str(address).strip())
@@ -98,14 +92,11 @@ def tunnel_lines(
     ports = sorted({int(p) for p in api_ports})
     if not ports or not all(1 <= p <= 65535 for p in ports):
         raise ScriptValueError(f"API ports {ports} are not valid ports")
-    port = int(hub_port)
-    if not 1 <= port <= 65535:
-        raise ScriptValueError(f"hub port {port} is not a valid port")
     if not 10 <= int(keepalive) <= 3600:
         raise ScriptValueError(f"keepalive {keepalive} is not between 10 and 3600 seconds")
 
     iface, key, comment = script_string(name), script_string(private_key.strip()), script_string("kiosque")
-    hub_key_s, endpoint = script_string(hub_key), script_string(_endpoint_host(hub_host))
+    hub_key_s, endpoint = script_string(hub_key), script_string(host)
     hub_32, tag = f"{hub}/32", script_string(FIREWALL_COMMENT)
     dst_ports = ",".join(str(p) for p in ports)
     accept = (f"chain=input action=accept protocol=tcp in-interface={iface} src-address={hub_32} "
@@ -128,9 +119,7 @@ def tunnel_lines(
         f"/ip address set [find {where_iface}] address={router} comment={comment}",
         "# Kiosque: API through the tunnel, from the hub only (the service's port is left as it is)",
         f"/ip service set {service} disabled=no",
-        f"{{:local kqAllowed [/ip service get {service} address]; "
-        f":if ([:len $kqAllowed] > 0 and [:typeof [:find $kqAllowed {hub_32}]] = \"nil\") do={{"
-        f"/ip service set {service} address=($kqAllowed, {hub_32})}}}}",
+        allow_on_service(service, hub_32, restrict_open=False),
         f"/ip firewall filter remove [find comment={tag}]",
         # Each rule goes on top, so they are added in reverse: accept, then drop input, then drop forward.
         _top_rule(drop_forward),
