@@ -12,13 +12,15 @@ wireguard-go) by their pid, then deletes the namespace.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from portal.wireguard.command import Runner
@@ -26,6 +28,8 @@ from portal.wireguard.errors import WireGuardError
 from portal.wireguard.interface import create_interface
 
 TIMEOUT = 15.0
+CLONE_NEWNET = 0x40000000  # setns(2): join a network namespace
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _ip(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -43,9 +47,9 @@ class Namespace:
         return Runner(prefix=("ip", "netns", "exec", self.name), timeout=TIMEOUT)
 
     def run(self, argv: Sequence[str], *, timeout: float = TIMEOUT, check: bool = True,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+            input: str | None = None, **kwargs) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True,
-                              timeout=timeout, check=check, input=input)
+                              timeout=timeout, check=check, input=input, **kwargs)
 
     def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
         process = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kwargs)
@@ -98,6 +102,32 @@ class Namespaces:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+@contextmanager
+def entered(namespace: Namespace) -> Iterator[None]:
+    """The calling thread inside `namespace`, back in its own afterwards.
+
+    setns(2) moves only the calling thread: the sockets it opens meanwhile, and the threads and
+    processes it starts, live in `namespace` (a server started here keeps serving there).
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{namespace.name}", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
 
 
 def _remove(namespace: Namespace) -> None:

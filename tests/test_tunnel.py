@@ -395,3 +395,15 @@ def test_the_alerts_are_in_the_owners_language(app, browser):
     with mail.record_messages() as outbox:
         router_health.tell_owner(router, router_health.Change.DOWN)
     assert [m.subject for m in outbox] == ["Tunnel of router Chez Awa down"]
+
+
+# -- the hub's commands, without a hub ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["sync", "status", "watch"])
+def test_the_hub_commands_say_how_to_turn_the_hub_on(app, command):
+    app.extensions["kiosque.tunnel_hub"] = None
+    result = app.test_cli_runner().invoke(args=["vpn", command])
+    assert result.exit_code == 1
+    assert "The WireGuard hub is off" in result.output and "PORTAL_VPN_ENDPOINT" in result.output
+    assert "PORTAL_VPN_NETWORK" in result.output

@@ -1,11 +1,16 @@
 """A real WireGuard tunnel between network namespaces: the hub configured only by `sync`, the
 router configured from the generated RouterOS script, the project's RouterClient talking to the
-sandbox router through the tunnel.
+sandbox router through the tunnel; then Kiosque itself through it: `flask vpn sync`, `status` and
+`watch` in the hub's namespace, and a paid order whose ticket is made through the tunnel.
 
 Layout (documentation addresses only, inside namespaces this test creates):
 
     hub  198.51.100.1 ──veth── 198.51.100.2  router a     tunnel 192.0.2.0/24: hub .1, a .2, b .3
     hub  203.0.113.1  ──veth── 203.0.113.2   router b
+
+In the Kiosque tests the test's own thread enters the hub's namespace (`netns.entered`): the app
+served over HTTP, the sandbox providers and the test's requests all live there, as Kiosque and
+its hub share a host in production, and nothing of theirs touches the machine's own network.
 
 Needs root (namespaces), iproute2, wireguard-tools and the kernel module or wireguard-go. Under
 CI (CI=true) a missing piece fails the test; elsewhere it is skipped with the reason.
@@ -15,18 +20,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import select
 import subprocess
 import sys
 import threading
 import time
 import warnings
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from portal.extensions import db, mail
+from portal.models import OrderStatus, Router
+from portal.routeros.client import RouterClient
+from portal.services import router_health, worker
+from portal.services import routers as router_service
 from portal.services.tunnel_script import tunnel_lines
 from portal.wireguard import (
     HubConfig,
@@ -39,13 +53,17 @@ from portal.wireguard import (
     router_interface,
     status,
     sync,
+    WireGuardError,
     tunnel_network,
     watch,
     write_private_key_file,
 )
 from portal.wireguard.interface import link_info
+from sandbox.demo import offer_sandbox_accounts, register_accounts
+from sandbox.providers import ProviderSandbox
 from tests import netns, routeros_wg
-from tests.conftest import SECRETS
+from tests.conftest import SECRETS, Buyer, latest_order, page_text, router_values, wait_for
+from tests.factories import make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = tunnel_network("192.0.2.0/24")
@@ -155,11 +173,11 @@ def read_line(process: subprocess.Popen, within: float) -> str:
     pytest.fail(f"no output from {process.args[4:7]} within {within:g} s (exit status {process.poll()})")
 
 
-def start_sandbox_router(side: RouterSide) -> subprocess.Popen:
+def start_sandbox_router(side: RouterSide, user: str = "admin", password: str = API_PASSWORD) -> subprocess.Popen:
     """The sandbox RouterOS API, listening on the router's tunnel address only."""
     process = side.namespace.popen(
         [sys.executable, "-m", "sandbox.routeros", "--host", side.address, "--port", str(API_PORT),
-         "--user", "admin", "--password", API_PASSWORD, "--version", "7.16 (stable)"],
+         "--user", user, "--password", password, "--version", "7.16 (stable)"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert "listening" in read_line(process, 30)
     return process
@@ -336,3 +354,221 @@ def test_sync_from_a_key_file_changes_port_and_address_in_place(spaces, tmp_path
     key_file.chmod(0o640)
     with pytest.raises(InsecureKeyFile):
         sync(bed.hub.runner, moved)
+
+
+# -- Kiosque through the tunnel ---------------------------------------------------------------------
+# The app's settings name the hub's interface (unique per test: wireguard-go's control socket
+# is named after it, in a directory all namespaces share) and a database file the `flask`
+# commands run in the hub's namespace share with the test (they could not reach a PostgreSQL
+# server on the machine's loopback from there).
+
+HUB_UNDERLAY, ROUTER_UNDERLAY = UNDERLAY["a"]
+HUB_ENDPOINT = f"{HUB_UNDERLAY.split('/')[0]}:{HUB_PORT}"
+FLASK_SETTINGS = ("SECRET_KEY", "ENCRYPTION_KEY", "SQLALCHEMY_DATABASE_URI", "VPN_ENDPOINT", "VPN_NETWORK",
+                  "VPN_INTERFACE", "FEDAPAY_SANDBOX_API_URL", "FEDAPAY_API_URL", "CINETPAY_API_URL", "FEEXPAY_API_URL",
+                  "ROUTER_TIMEOUT", "PUBLIC_URL")
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    return {**app_config, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'tunnel.db'}",
+            "VPN_ENDPOINT": HUB_ENDPOINT, "VPN_NETWORK": str(NETWORK), "VPN_INTERFACE": f"kq{secrets.token_hex(4)}k",
+            "ROUTER_DOWN_ALERT_AFTER": 0}
+
+
+@dataclass
+class Site:
+    """Kiosque's host (the hub's namespace, where the test's thread now is) and one router's."""
+
+    hub: netns.Namespace
+    router: netns.Namespace
+
+
+@pytest.fixture
+def site(spaces):
+    hub, router = spaces.add("hub"), spaces.add("a")
+    spaces.link(hub, HUB_UNDERLAY, router, ROUTER_UNDERLAY)
+    with netns.entered(hub):
+        yield Site(hub, router)
+
+
+@pytest.fixture
+def provider_sandbox(site):
+    """The sandbox providers, served from the hub's namespace like the app (live_server) itself."""
+    sandbox = ProviderSandbox().start()
+    yield sandbox
+    sandbox.stop()
+
+
+def flask(app, namespace: netns.Namespace, *args: str, check: bool = True, timeout: float = 120):
+    """`flask --app portal ARGS` in `namespace`, with the app's settings."""
+    env = {**os.environ, "PORTAL_ENV": "testing", "PORTAL_MAIL_SUPPRESS_SEND": "true", "PORTAL_WORKER_POLL_AFTER": "0"}
+    env.update({f"PORTAL_{key}": value if isinstance(value, str) else json.dumps(value)
+                for key in FLASK_SETTINGS if (value := app.config.get(key)) is not None})
+    done = namespace.run([sys.executable, "-m", "flask", "--app", "portal", *args], cwd=ROOT, env=env,
+                         check=False, timeout=timeout)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def flask_process(app, namespace: netns.Namespace, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PORTAL_ENV": "testing", "PORTAL_LOG_LEVEL": "WARNING"}
+    env.update({f"PORTAL_{key}": value if isinstance(value, str) else json.dumps(value)
+                for key in FLASK_SETTINGS if (value := app.config.get(key)) is not None})
+    return namespace.popen([sys.executable, "-m", "flask", "--app", "portal", *args], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def add_tunnelled_router(browser) -> Router:
+    values = {**router_values(SimpleNamespace(host="", port=API_PORT), name="Maquis"), "connection": "tunnel"}
+    response = browser.post("/owner/routers/new", values)
+    assert response.status_code == 302, page_text(response)
+    router = db.session.scalar(db.select(Router).order_by(Router.id.desc()))
+    SECRETS.add(router.tunnel_private_key)
+    return router
+
+
+def generate_script(browser, router: Router) -> tuple[str, str, str]:
+    """The kit page's script, its `kiosque` user's password, and the token "J'ai exécuté le script" posts."""
+    page = page_text(browser.post(f"/owner/routers/{router.id}/kit", {}))
+    script = re.search(r'<textarea id="script"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    password = re.search(r'/user set \[find name="kiosque"\] group="kiosque" password="([A-Za-z0-9]+)"', script).group(1)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    return script, password, token
+
+
+def run_script_on_router(site: Site, router: Router, script: str, password: str) -> RouterSide:
+    """What the owner's router does with the script: the WireGuard lines (played with wg and ip), and
+    the API user it creates (the sandbox router's only user). Returns when the router side is up."""
+    tunnel, _ = routeros_wg.read_script(script)
+    side = RouterSide("a", site.router, KeyPair.from_private(tunnel.private_key), router.tunnel_address, "")
+    side.interface = site.router.interface("wg")
+    side.configured_at = time.monotonic()
+    routeros_wg.apply(site.router, tunnel, side.interface)
+    start_sandbox_router(side, user="kiosque", password=password)
+    return side
+
+
+def first_handshake(site: Site, app, public_key: str, within: float = HANDSHAKE_WITHIN) -> float:
+    """When (time.monotonic) the hub first reports a handshake with this key."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        state = read_state(site.hub.runner, app.config["VPN_INTERFACE"])
+        peer = state.peers.get(public_key) if state else None
+        if peer is not None and peer.latest_handshake is not None:
+            return time.monotonic()
+        time.sleep(0.01)
+    pytest.fail(f"no handshake within {within:g} s")
+
+
+def test_a_paid_order_makes_its_ticket_through_the_tunnel(site, app, browser, live_server, provider_sandbox):
+    router = add_tunnelled_router(browser)
+    assert router.tunnel_address == "192.0.2.2" and router.host == ""
+    synced = flask(app, site.hub, "vpn", "sync")
+    assert "created" in synced.stdout and "peers: 1 added" in synced.stdout, synced.stdout
+    assert "peers: 0 added, 0 changed, 0 removed, 1 in all" in flask(app, site.hub, "vpn", "sync").stdout
+
+    # The hub knows the router, which has not run its script yet: tunnel down, its owner told once.
+    assert "no handshake" in flask(app, site.hub, "vpn", "status").stdout
+    db.session.expire_all()
+    assert "Tunnel pas encore établi" in page_text(browser.get(f"/owner/routers/{router.id}"))
+    with mail.record_messages() as outbox:
+        assert worker.check_router(router) == router_health.Change.DOWN
+        assert worker.check_router(router) is None
+
+    # The owner runs the script on the router, then clicks "J'ai exécuté le script".
+    script, password, token = generate_script(browser, router)
+    side = run_script_on_router(site, router, script, password)
+    handshake_at = first_handshake(site, app, router.tunnel_public_key)
+    clicked = time.monotonic()
+    confirmed = browser.post(f"/owner/routers/{router.id}/kit/confirm", {"token": token})
+    print(f"\nfirst handshake {1000 * (handshake_at - side.configured_at):.0f} ms after the router side started; "
+          f"'J'ai exécuté le script' answered in {1000 * (time.monotonic() - clicked):.0f} ms")
+    assert confirmed.status_code == 302, page_text(confirmed)
+    db.session.expire_all()
+    assert (router.api_username, router.identity) == ("kiosque", "Kiosque-Sandbox")
+
+    # The hub reports the handshake: the owner sees it, and hears the router is back.
+    status = flask(app, site.hub, "vpn", "status").stdout
+    assert re.search(r"router \d+ 'Maquis' \(owner@example.com\) 192\.0\.2\.2: handshake \d+ s ago from "
+                     r"198\.51\.100\.2:\d+, .*: up", status), status
+    assert "warning" not in status, status
+    db.session.expire_all()
+    page = page_text(browser.get(f"/owner/routers/{router.id}"))
+    assert re.search(r"dernière poignée de main WireGuard il y a \d+ secondes? \(depuis 198\.51\.100\.2:\d+\)", page)
+    assert router_service.tunnel_warnings(router) == [] and "Tunnel pas encore établi" not in page
+    with mail.record_messages() as back:
+        assert worker.check_router(router) == router_health.Change.UP
+    assert [m.subject for m in outbox + back] == ["Tunnel du routeur Maquis coupé", "Routeur Maquis de nouveau joignable"]
+
+    # A buyer pays; the provider's webhook reaches Kiosque, which makes the ticket through the tunnel.
+    make_plan(router, label="1 heure", profile="1h", price=200)
+    offer_sandbox_accounts(router)
+    register_accounts(provider_sandbox, router, live_server)
+    Buyer(live_server, router).buy("fedapay")
+    provider_sandbox.approve("fedapay", latest_order().provider_ref)
+    wait_for(lambda: latest_order().status == OrderStatus.PROVISIONED, timeout=60)
+    username = latest_order().ticket.username
+    with closing(RouterClient(router_service.router_address(router))) as client:
+        assert [user["name"] for user in client.find_users(name=username)] == [username]
+
+    # The webhook is lost: the worker, in the hub's namespace, asks the provider and makes the ticket.
+    provider_sandbox.set_knobs(lose_notifications=True)
+    Buyer(live_server, router).buy("fedapay")
+    provider_sandbox.approve("fedapay", latest_order().provider_ref)
+    swept = flask(app, site.hub, "worker", "--once")
+    assert "provisioned=1 polled=1" in swept.stdout, swept.stdout + swept.stderr
+    lost = latest_order()
+    assert lost.status == OrderStatus.PROVISIONED and lost.ticket.created_on_router_at is not None
+
+
+def hub_peers(site: Site, interface: str) -> set[str] | None:
+    """The public keys on the hub's interface; None while it does not exist or is still starting."""
+    try:
+        state = read_state(site.hub.runner, interface)
+    except WireGuardError:  # wireguard-go's interface is there a moment before its control socket
+        return None
+    return None if state is None else set(state.peers)
+
+
+def test_vpn_watch_applies_a_new_router_at_once_and_records_its_handshake(site, app, browser):
+    interface = app.config["VPN_INTERFACE"]
+    watch = flask_process(app, site.hub, "vpn", "watch")
+    try:
+        deadline = time.monotonic() + 60
+        while hub_peers(site, interface) is None:  # the first round creates the interface
+            assert watch.poll() is None and time.monotonic() < deadline, watch.stderr.read()
+            time.sleep(0.05)
+        router = add_tunnelled_router(browser)
+        saved = time.monotonic()
+        while router.tunnel_public_key not in (hub_peers(site, interface) or set()):
+            assert time.monotonic() < saved + 10, "watch did not apply the new router"
+            time.sleep(0.02)
+        applied = time.monotonic() - saved
+        print(f"\nvpn watch applied the new router {1000 * applied:.0f} ms after it was saved")
+        assert applied < 3  # within its 0.5 s round, plus the sync's commands on a busy machine
+
+        script, password, _ = generate_script(browser, router)
+        run_script_on_router(site, router, script, password)
+        wait_for(lambda: db.session.get(Router, router.id).tunnel_handshake_at is not None, timeout=60)
+        assert "dernière poignée de main WireGuard" in page_text(browser.get(f"/owner/routers/{router.id}"))
+
+        # The host starts forwarding (a Docker host would): the next look puts the tunnel's flag back.
+        site.hub.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        deadline = time.monotonic() + 60
+        while status(site.hub.runner, interface).forwarding:
+            assert time.monotonic() < deadline, "watch left forwarding on for the tunnel"
+            time.sleep(0.2)
+    finally:
+        watch.terminate()
+        _, errors = watch.communicate(timeout=60)
+    assert watch.returncode == 0 and "Traceback" not in errors, errors[-3000:]
+
+
+def test_vpn_sync_fails_with_the_reason_when_the_interface_is_not_wireguard(site, app):
+    site.hub.run(["ip", "link", "add", app.config["VPN_INTERFACE"], "type", "veth", "peer", "name",
+                  site.hub.interface("x")])
+    done = flask(app, site.hub, "vpn", "sync", check=False)
+    assert done.returncode == 1 and "Error: wg show" in done.stderr and "not supported" in done.stderr, done.stderr
