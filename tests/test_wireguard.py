@@ -286,6 +286,22 @@ def test_hub_config_refuses_duplicates_overlaps_and_both_key_sources():
     assert hub.private not in repr(HubConfig(**base, private_key=hub.private))
 
 
+@PURE
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(26, 32)), min_size=1, max_size=12))
+def test_hub_config_finds_every_overlap_and_only_overlaps(spans):
+    """The hub checks a thousand peers every half second: its sweep must agree with comparing every pair."""
+    nets = [IPv4Network(f"10.77.0.{host}/{prefix}", strict=False) for host, prefix in spans]
+    peers = tuple(Peer(public_key=KeyPair.generate().public, allowed_ips=(net,)) for net in nets)
+    overlapping = any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+    base = {"interface": "wg-kiosque", "address": IPv4Interface("10.77.1.1/24"), "listen_port": 51820}
+    try:
+        HubConfig(**base, private_key=KeyPair.generate().private, peers=peers)
+    except ValueError as exc:
+        assert overlapping and "overlaps" in str(exc)
+    else:
+        assert not overlapping
+
+
 # -- commands -----------------------------------------------------------------------------------------
 
 
