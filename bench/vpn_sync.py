@@ -1,10 +1,16 @@
 """How long the hub's sync takes with 1,000 routers, in a network namespace of its own.
 
-Generates the key pairs and tunnel addresses (timed too), then times `sync` from an empty
-interface to all peers, a sync with nothing to change, a sync with a few routers added, changed
-and removed, and the removal of every peer. `--per-command 1` shows the cost of one `wg set`
-per peer instead of batches. Needs root, iproute2, wireguard-tools and the kernel module or
-wireguard-go.
+First the adapter alone: generates the key pairs and tunnel addresses (timed too), then times
+`sync` from an empty interface to all peers, a sync with nothing to change, a sync with a few
+routers added, changed and removed, and the removal of every peer. `--per-command 1` shows the
+cost of one `wg set` per peer instead of batches.
+
+Then the command the operator runs, `flask --app portal vpn sync`, in the namespace, against a
+SQLite database holding that many tunnelled routers: wall-clock time of the whole process
+(Python and the app starting, the routers read, the interface synced), and the part spent
+reading the routers and building the hub's configuration.
+
+Needs root, iproute2, wireguard-tools and the kernel module or wireguard-go.
 
     sudo .venv/bin/python bench/vpn_sync.py [--peers 1000] [--per-command 200]
 """
@@ -12,14 +18,23 @@ wireguard-go.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from cryptography.fernet import Fernet  # noqa: E402
 
 import portal.wireguard.interface as interface  # noqa: E402
+from portal import create_app  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.models import Router, RouterConnection  # noqa: E402
+from portal.services import owners, tunnel  # noqa: E402
 from portal.wireguard import HubConfig, KeyPair, Peer, allocate, hub_address, read_state, sync, tunnel_network  # noqa: E402
 from tests import netns  # noqa: E402
 
@@ -75,6 +90,32 @@ def main() -> None:
         report = timed("read the state (wg show dump)", lambda: read_state(hub.runner, name))
         report = timed(f"sync: remove all {len(changed.peers)} peers", lambda: sync(hub.runner, replace(config, peers=())))
         assert len(read_state(hub.runner, name).peers) == 0
+    command(network, pairs[:args.peers], taken[:args.peers])
+
+
+def command(network, pairs: list[KeyPair], addresses: list[str]) -> None:
+    """`flask --app portal vpn sync` with that many tunnelled routers in the database."""
+    with tempfile.TemporaryDirectory() as workdir, netns.Namespaces() as spaces:
+        hub = spaces.add("hub")
+        settings = {"ENV": "testing", "SECRET_KEY": "bench", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir}/bench.db", "VPN_ENDPOINT": "203.0.113.1:51820",
+                    "VPN_NETWORK": str(network), "VPN_INTERFACE": hub.interface("wg")}
+        app = create_app(settings)
+        with app.app_context():
+            db.create_all()
+            owner = owners.create_owner("bench@example.com", "bench-password")
+            db.session.add_all(Router(owner=owner, name=f"r{n}", host="", api_username="kiosque", api_password="x",
+                                      connection=RouterConnection.TUNNEL, tunnel_address=address,
+                                      tunnel_private_key=pair.private, tunnel_public_key=pair.public)
+                               for n, (pair, address) in enumerate(zip(pairs, addresses, strict=True)))
+            db.session.commit()
+            timed(f"read {len(pairs)} tunnelled routers, build the hub's configuration",
+                  lambda: tunnel.hub_config(tunnel.hub()))
+        env = {**os.environ, **{f"PORTAL_{key}": value for key, value in settings.items()}}
+        for what in (f"create the interface and add {len(pairs)} peers", "nothing to change"):
+            done = timed(f"flask vpn sync, whole process: {what}", lambda: hub.run(
+                [sys.executable, "-m", "flask", "--app", "portal", "vpn", "sync"], env=env, cwd=ROOT, timeout=300))
+            print(f"    {done.stdout.strip()}")
 
 
 if __name__ == "__main__":
