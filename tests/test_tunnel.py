@@ -152,6 +152,13 @@ def test_choosing_the_tunnel_gives_an_address_and_a_key_pair_without_typing_one(
     assert "Adresse dans le tunnel, donnée par Kiosque : 198.51.100.2" in edit
 
 
+def test_the_connection_choice_reads_right_in_english(browser):
+    browser.get("/lang/en?next=/owner/routers/new")
+    form = page_text(browser.get("/owner/routers/new"))
+    assert "Router connection" in form and "Kiosque tunnel (WireGuard, RouterOS 7)" in form
+    assert "Sign in" not in form  # the sign-in page's "Connexion", not this field's
+
+
 def test_a_direct_router_still_needs_its_address(browser):
     response = browser.post("/owner/routers/new", router_values(NO_SERVER, host="", port="8728"))
     assert response.status_code == 422 and "Adresse obligatoire pour une connexion directe" in page_text(response)

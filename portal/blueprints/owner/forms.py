@@ -63,7 +63,7 @@ class NewPasswordForm(FlaskForm):
 
 class RouterForm(FlaskForm):
     name = StringField(_l("Nom"), validators=[InputRequired(), Length(max=80), NAME])
-    connection = RadioField(_l("Connexion"), choices=CONNECTION_CHOICES, default=RouterConnection.DIRECT.value)
+    connection = RadioField(_l("Connexion au routeur"), choices=CONNECTION_CHOICES, default=RouterConnection.DIRECT.value)
     # Through the tunnel Kiosque uses the router's tunnel address: the host may stay blank.
     host = StringField(_l("Adresse du routeur (IP ou nom)"), validators=[Length(max=HOST_MAX_LENGTH)])
     port = IntegerField(_l("Port de l'API"), default=8728, validators=[InputRequired(), NumberRange(1, 65535)])
