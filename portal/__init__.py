@@ -38,7 +38,9 @@ def select_locale() -> str:
 
 def register_extensions(app: Flask) -> None:
     app.extensions["kiosque.cipher"] = cipher_from_config(app.config["ENCRYPTION_KEY"])
-    app.extensions["kiosque.router_egress"] = config.router_egress(app)
+    hub = app.extensions["kiosque.tunnel_hub"] = config.tunnel_hub(app)
+    direct = app.extensions["kiosque.router_egress"] = config.router_egress(app, hub)
+    app.extensions["kiosque.tunnel_egress"] = config.tunnel_egress(direct, hub)
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db, render_item=render_migration_type)
     ext.mail.init_app(app)

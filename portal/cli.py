@@ -1,8 +1,9 @@
-"""`flask --app portal ...` commands: owner, ticket, keys, worker."""
+"""`flask --app portal ...` commands: owner, ticket, keys, worker, vpn."""
 
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
@@ -12,11 +13,14 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
 from portal.routeros.client import RouterError
-from portal.services import keys, owners, provisioning, worker as sweeps
+from portal.services import keys, owners, provisioning, tunnel
+from portal.services import worker as sweeps
+from portal.wireguard import STALE_AFTER, HubSettings, Runner, WireGuardError, status
 
 owner_cli = AppGroup("owner", help="Owner accounts.")
 ticket_cli = AppGroup("ticket", help="Tickets.")
 keys_cli = AppGroup("keys", help="Encryption keys of the stored secrets.")
+vpn_cli = AppGroup("vpn", help="The WireGuard hub routers behind carrier NAT dial into (run as root).")
 
 
 @owner_cli.command("create")
@@ -96,8 +100,96 @@ def worker(once: bool, interval: float | None) -> None:
                    f"emails={report.emails} alerts={len(report.alerts)}")
 
 
+def _hub() -> HubSettings:
+    settings = tunnel.hub()
+    if settings is None:
+        raise click.ClickException(
+            "The WireGuard hub is off. Turn it on with PORTAL_VPN_ENDPOINT (the public host:port routers dial, "
+            "e.g. hub.example.com:51820) and PORTAL_VPN_NETWORK (a tunnel network no router's LAN uses, e.g. "
+            "10.77.0.0/24): docs/deployment.md, section \"WireGuard hub\".")
+    return settings
+
+
+def _left_out(outside: list[int]) -> None:
+    if outside:
+        click.echo(f"warning: routers {', '.join(map(str, outside))} have an address outside "
+                   f"{tunnel.hub().network}: left out until their owners run a new script")
+
+
+@vpn_cli.command("sync")
+def vpn_sync() -> None:
+    """Make the hub's interface match the tunnelled routers once (add, change, remove peers)."""
+    settings = _hub()
+    try:
+        report, outside = tunnel.sync_hub(settings, Runner())
+    except WireGuardError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(report.summary())
+    _left_out(outside)
+
+
+@vpn_cli.command("status")
+def vpn_status() -> None:
+    """The interface and each tunnelled router's last handshake (recorded for the owners' pages)."""
+    settings = _hub()
+    try:
+        hub = status(Runner(), settings.interface)
+    except WireGuardError as exc:
+        raise click.ClickException(str(exc))
+    if not hub.exists:
+        raise click.ClickException(f"{settings.interface} does not exist: run `vpn sync`, or start the hub service")
+    tunnel.record(hub.peers)
+    expected = tunnel.hub_keys().public
+    click.echo(f"{hub.interface} ({hub.kind}): {'up' if hub.up else 'DOWN'}, {', '.join(hub.addresses) or 'no address'}, "
+               f"listening on {hub.listen_port}, public key {hub.public_key}")
+    now = datetime.now(UTC)
+    lines, unknown = tunnel.match_peers(hub)
+    for line in lines:
+        click.echo(f"  router {line.router_id} {line.name!r} ({line.owner_email}) {line.address or '-'}: "
+                   + _describe_peer(line.peer, now))
+    warnings = []
+    if hub.public_key != expected:
+        warnings.append("the interface's key is not the hub's key in the database: run `vpn sync`")
+    if hub.listen_port != settings.listen_port:
+        warnings.append(f"listening on {hub.listen_port}, not {settings.listen_port}: run `vpn sync`")
+    if hub.forwarding:
+        warnings.append(f"forwarding is on for {hub.interface}: routers could reach each other; `vpn sync` "
+                        "turns it off, a FORWARD drop rule keeps it off (docs/deployment.md)")
+    if unknown:
+        warnings.append(f"{len(unknown)} peer(s) belong to no tunnelled router: `vpn sync` removes them")
+    missing = [line.router_id for line in lines if line.peer is None]
+    if missing:
+        warnings.append(f"routers {', '.join(map(str, missing))} are not on the interface: run `vpn sync`")
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+
+
+def _describe_peer(peer, now: datetime) -> str:
+    if peer is None:
+        return "not on the interface"
+    age = peer.handshake_age(now)
+    seen = "no handshake" if age is None else f"handshake {age:.0f} s ago from {peer.endpoint}"
+    state = "TUNNEL DOWN" if peer.is_stale(now, STALE_AFTER) else "up"
+    return f"{seen}, received {peer.rx_bytes} B, sent {peer.tx_bytes} B: {state}"
+
+
+@vpn_cli.command("watch")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between two looks at the database.")
+def vpn_watch(interval: float) -> None:
+    """Keep the interface in step with the database (a new router within a second), and record each
+    router's handshake, endpoint and counters every few seconds. The hub's privileged service."""
+    settings = _hub()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"watching {settings.interface} for the tunnelled routers (endpoint {settings.endpoint}, "
+               f"network {settings.network})")
+    tunnel.watch_hub(settings, Runner(), stop, interval=interval)
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(owner_cli)
     app.cli.add_command(ticket_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(vpn_cli)
     app.cli.add_command(worker)

@@ -2,6 +2,8 @@
 
 import json
 import secrets
+from dataclasses import replace
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -9,6 +11,7 @@ from flask import Flask
 
 from portal.payments import api_url_defaults
 from portal.routeros.egress import DEFAULT_PORTS, EgressPolicy
+from portal.wireguard import DEFAULT_INTERFACE, HubSettings, WireGuardError
 
 
 class ConfigurationError(RuntimeError):
@@ -33,6 +36,14 @@ DEFAULTS = {
     "ROUTER_ALLOWED_NETWORKS": "",
     # The ports router connections may use, comma-separated, ranges allowed ("8728,8729,18728-18729").
     "ROUTER_ALLOWED_PORTS": DEFAULT_PORTS,
+    # Kiosque's WireGuard hub, for routers behind carrier NAT (docs/deployment.md#wireguard-hub). Off
+    # unless both the public endpoint (host:port routers dial) and the tunnel network are set; the
+    # network has no default, since any would collide with some router's LAN. The listen port
+    # defaults to the endpoint's.
+    "VPN_ENDPOINT": "",
+    "VPN_NETWORK": "",
+    "VPN_INTERFACE": DEFAULT_INTERFACE,
+    "VPN_LISTEN_PORT": None,
     # Connection tests per owner ("Tester la connexion" and the setup kit's confirmation).
     "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
@@ -121,12 +132,43 @@ def load(app: Flask, overrides: dict | None) -> None:
         _use_development_secrets(app)
 
 
-def router_egress(app: Flask) -> EgressPolicy:
-    """The egress policy from ROUTER_ALLOWED_NETWORKS and ROUTER_ALLOWED_PORTS, or ConfigurationError."""
+def tunnel_hub(app: Flask) -> HubSettings | None:
+    """The WireGuard hub's settings (PORTAL_VPN_*), None when the feature is off; ConfigurationError."""
+    endpoint, network = (str(app.config[key] or "").strip() for key in ("VPN_ENDPOINT", "VPN_NETWORK"))
+    if not endpoint and not network:
+        return None
+    if not (endpoint and network):
+        missing = "PORTAL_VPN_NETWORK" if endpoint else "PORTAL_VPN_ENDPOINT"
+        raise ConfigurationError(f"The WireGuard hub needs both PORTAL_VPN_ENDPOINT and PORTAL_VPN_NETWORK: "
+                                 f"set {missing}, or neither to turn the hub off.")
     try:
-        return EgressPolicy.from_settings(app.config["ROUTER_ALLOWED_NETWORKS"], app.config["ROUTER_ALLOWED_PORTS"])
+        return HubSettings.from_settings(endpoint, network, app.config["VPN_INTERFACE"], app.config["VPN_LISTEN_PORT"])
+    except (WireGuardError, ValueError) as exc:
+        raise ConfigurationError(f"PORTAL_VPN_*: {exc}") from None
+
+
+def router_egress(app: Flask, hub: HubSettings | None = None) -> EgressPolicy:
+    """The egress policy for the addresses owners type, or ConfigurationError.
+
+    From ROUTER_ALLOWED_NETWORKS and ROUTER_ALLOWED_PORTS; the hub's tunnel network is excluded
+    whatever they say: only Kiosque gives out tunnel addresses, each to its own router.
+    """
+    try:
+        policy = EgressPolicy.from_settings(app.config["ROUTER_ALLOWED_NETWORKS"], app.config["ROUTER_ALLOWED_PORTS"])
     except ValueError as exc:
         raise ConfigurationError(f"PORTAL_ROUTER_ALLOWED_NETWORKS or PORTAL_ROUTER_ALLOWED_PORTS: {exc}") from None
+    return replace(policy, excluded=(hub.network,)) if hub else policy
+
+
+def tunnel_egress(direct: EgressPolicy, hub: HubSettings | None) -> EgressPolicy:
+    """The egress policy for tunnelled routers: the tunnel network only, not the hub itself, the same ports.
+
+    With the hub off it allows nothing: a router left on the tunnel cannot be reached anyway.
+    """
+    if hub is None:
+        return EgressPolicy(ports=direct.ports, public=False)
+    return EgressPolicy(networks=(hub.network,), ports=direct.ports,
+                        excluded=(IPv4Network(f"{hub.address.ip}/32"),), public=False)
 
 
 def _use_development_secrets(app: Flask) -> None:

@@ -1,7 +1,9 @@
 """How money and limits read on pages: `1 000 FCFA`, `1 h · 500 Mo`."""
 
+from datetime import UTC, datetime
+
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -87,6 +89,11 @@ def sale_channel(provider: str) -> str:
     return _("Espèces") if provider == "cash" else provider_title(provider)
 
 
+def ago(moment: datetime) -> str:
+    """How long ago, in the page's language: "il y a 40 secondes"."""
+    return format_timedelta(moment - datetime.now(UTC), add_direction=True)
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
@@ -96,4 +103,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
     app.add_template_filter(event_kind)
+    app.add_template_filter(ago)
     app.add_template_global(lambda: str(get_locale() or "fr"), "current_locale")

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -64,6 +64,13 @@ class UserMode(StrEnum):
     USER_PASSWORD = "up"
 
 
+class RouterConnection(StrEnum):
+    """How Kiosque reaches a router's API."""
+
+    DIRECT = "direct"  # at the address and port the owner typed (api or api-ssl)
+    TUNNEL = "tunnel"  # through Kiosque's WireGuard hub, at the tunnel address Kiosque gave it
+
+
 class Router(db.Model):
     __table_args__ = (UniqueConstraint("owner_id", "name"),)
 
@@ -71,7 +78,9 @@ class Router(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"), index=True)
     name: Mapped[str] = mapped_column(String(80))
     slug: Mapped[str] = mapped_column(String(32), unique=True, default=public_token)
-    host: Mapped[str] = mapped_column(String(253))
+    connection: Mapped[RouterConnection] = mapped_column(text_enum(RouterConnection, 6),
+                                                         default=RouterConnection.DIRECT, server_default="direct")
+    host: Mapped[str] = mapped_column(String(253))  # the direct address; unused (may be blank) through the tunnel
     port: Mapped[int] = mapped_column(default=8728)
     use_tls: Mapped[bool] = mapped_column(default=False)
     tls_verify: Mapped[bool] = mapped_column(default=True)
@@ -96,6 +105,18 @@ class Router(db.Model):
     down_alerted: Mapped[bool] = mapped_column(default=False)
     failures: Mapped[int] = mapped_column(default=0)  # failed contacts in a row
     retry_at: Mapped[datetime | None]  # until then, Kiosque leaves the router alone
+    # Kiosque's WireGuard tunnel (services/tunnel.py). The address and key pair are given once and
+    # kept while the router exists, also when it goes back to a direct connection: its script
+    # still holds them, and no other router may ever answer at that address.
+    tunnel_address: Mapped[str | None] = mapped_column(String(15), unique=True)
+    tunnel_private_key: Mapped[str | None] = mapped_column(EncryptedText)
+    tunnel_public_key: Mapped[str | None] = mapped_column(String(44), unique=True)
+    # What the hub last reported of this router's peer (`flask vpn watch`, `vpn status`).
+    tunnel_handshake_at: Mapped[datetime | None]
+    tunnel_endpoint: Mapped[str | None] = mapped_column(String(64))
+    tunnel_rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tunnel_tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tunnel_seen_at: Mapped[datetime | None]  # when the hub last reported it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[Owner] = relationship(back_populates="routers")
@@ -113,6 +134,24 @@ class Router(db.Model):
     @property
     def profile_names(self) -> list[str]:
         return [p["name"] for p in self.facts.get("user_profiles", [])]
+
+    @property
+    def tunnelled(self) -> bool:
+        return self.connection == RouterConnection.TUNNEL
+
+    @property
+    def api_host(self) -> str:
+        """The address Kiosque connects to: the tunnel address through the tunnel, else the one typed."""
+        return (self.tunnel_address or "") if self.tunnelled else self.host
+
+
+class TunnelHub(db.Model):
+    """The WireGuard hub's key pair, made once: every tunnelled router's script holds its public key."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1: there is one hub
+    private_key: Mapped[str] = mapped_column(EncryptedText)
+    public_key: Mapped[str] = mapped_column(String(44))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Plan(db.Model):

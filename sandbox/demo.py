@@ -47,7 +47,7 @@ def seed_shop(router_host: str, router_port: int, router_password: str, *, dns_n
     owner = owners.find_owner(email) or owners.create_owner(email, password, "Démo")
     router = db.session.scalar(select(Router).where(Router.owner_id == owner.id, Router.name == router_name))
     values = {
-        "name": router_name, "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
+        "name": router_name, "connection": "direct", "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
         "api_username": "admin", "hotspot_server": "all", "dns_name": dns_name, "user_mode": "vc",
         "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "notify_email": email,
     }
@@ -59,14 +59,19 @@ def seed_shop(router_host: str, router_port: int, router_password: str, *, dns_n
             db.session.add(Plan(router=router, label=label, profile=profile, price=price,
                                 time_limit=time_limit, position=position))
     db.session.commit()
+    offer_sandbox_accounts(router)
+    return router
+
+
+def offer_sandbox_accounts(router: Router) -> None:
+    """An account per provider, with the keys the sandbox providers accept, offered on the router."""
     offered = {a.provider for a in router.accounts}
     for provider, credentials in CREDENTIALS.items():
         if provider not in offered:
             values = {"label": f"{provider} (sandbox)", "active": True, "environment": "sandbox",
                       "networks": NETWORKS, **credentials}
-            account = accounts.save_account(owner, None, provider, values, credentials)
+            account = accounts.save_account(router.owner, None, provider, values, credentials)
             accounts.set_router_accounts(router, [a.id for a in router.accounts] + [account.id])
-    return router
 
 
 def register_accounts(providers, router: Router, base_url: str) -> None:

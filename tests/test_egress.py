@@ -247,7 +247,7 @@ def test_a_name_resolving_to_a_private_address_among_public_ones_is_not_saved(br
 
 def test_the_service_refuses_as_the_form_does(app, owner):
     values = {**{k: v for k, v in router_values_for("127.0.0.1", 8728).items() if k != "api_password"},
-              "port": 8728, "name_length": 6, "use_tls": False, "tls_verify": True}
+              "port": 8728, "name_length": 6, "use_tls": False, "tls_verify": True, "connection": "direct"}
     with pytest.raises(router_service.RouterSettingsError) as refused:
         router_service.save_router(owner, None, values, ROUTER_PASSWORD)
     assert refused.value.field == "host"

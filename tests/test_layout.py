@@ -6,7 +6,7 @@ from pathlib import Path
 from portal.payments import PROVIDERS
 
 PORTAL = Path(__file__).resolve().parents[1] / "portal"
-ADAPTERS = ("payments", "routeros")
+ADAPTERS = ("payments", "routeros", "wireguard")
 
 
 def imported_modules(path: Path) -> set[str]:

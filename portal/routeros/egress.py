@@ -111,10 +111,19 @@ def is_public(ip: IPAddress) -> bool:
 
 @dataclass(frozen=True)
 class EgressPolicy:
-    """Where router connections may go: public addresses and ``networks``, on ``ports`` only."""
+    """Where router connections may go: public addresses and ``networks``, on ``ports`` only.
+
+    ``excluded`` networks are refused whatever else allows them; without ``public``, only
+    ``networks`` are allowed. The app keeps two policies (portal/config.py): one for the
+    addresses owners type, which excludes Kiosque's WireGuard tunnel network (no owner may aim
+    at another owner's tunnel address), and one for tunnelled routers, which allows that
+    network only, the hub's own address excluded.
+    """
 
     networks: tuple[IPNetwork, ...] = ()
     ports: tuple[tuple[int, int], ...] = parse_ports(DEFAULT_PORTS)
+    excluded: tuple[IPNetwork, ...] = ()
+    public: bool = True
 
     @classmethod
     def from_settings(cls, networks: str | Iterable[str] | None = "",
@@ -123,7 +132,9 @@ class EgressPolicy:
         return cls(networks=parse_networks(networks), ports=parse_ports(ports))
 
     def __repr__(self) -> str:
-        return f"EgressPolicy(networks={self.describe_networks()!r}, ports={self.describe_ports()!r})"
+        excluded = ", ".join(str(network) for network in self.excluded)
+        return (f"EgressPolicy(networks={self.describe_networks()!r}, ports={self.describe_ports()!r}, "
+                f"excluded={excluded!r}, public={self.public})")
 
     def describe_networks(self) -> str:
         return ", ".join(str(network) for network in self.networks)
@@ -144,11 +155,9 @@ class EgressPolicy:
         return all(self._allows(judged) for judged in _judged(ip))
 
     def _allows(self, ip: IPAddress) -> bool:
-        if ip.is_unspecified or ip.is_multicast or ip == BROADCAST:
+        if ip.is_unspecified or ip.is_multicast or ip == BROADCAST or _within(ip, self.excluded):
             return False
-        if any(ip.version == network.version and ip in network for network in self.networks):
-            return True
-        return is_public(ip)
+        return _within(ip, self.networks) or (self.public and is_public(ip))
 
     def resolve(self, host: str, port: int, timeout: float) -> list[tuple[int, tuple]]:
         """The (family, socket address) pairs to connect to, each one checked.
@@ -192,6 +201,10 @@ class EgressPolicy:
                 continue
             return sock
         raise error
+
+
+def _within(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(ip.version == network.version and ip in network for network in networks)
 
 
 def unbracketed(host: str) -> str:

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from portal.models import Plan, Router
 from portal.routeros import credentials, units
 from portal.services import plans as plan_service
-from portal.services.setup_kit import ScriptValueError, hostname
+from portal.services.script_text import ScriptValueError, hostname
 
 MAX_TEXT = 20_000  # far more than a webhook URL or a login page's links
 MAX_LINKS = 100

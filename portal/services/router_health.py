@@ -25,7 +25,8 @@ from portal.routeros.client import (
     RouterError,
     RouterSlow,
 )
-from portal.services import notifications
+from portal.services import notifications, tunnel
+from portal.services.tunnel import TunnelHealth
 from portal.services.rows import update_if
 
 BACKOFF = (15, 30, 60, 120, 300)  # seconds without trying, after each failure in a row
@@ -88,10 +89,26 @@ def checked(router: Router) -> Change | None:
 
 
 def tell_owner(router: Router, change: Change, error: str = "") -> None:
-    """Email the router's owner that it went down or came back; never raises."""
+    """Email the router's owner that it went down or came back; never raises.
+
+    A tunnelled router the hub reports without a recent handshake is said to be "tunnel down";
+    when the hub itself stopped reporting, the owner is told the fault is likely Kiosque's.
+    """
     owner = router.owner
+    state = tunnel.health(router)
     with force_locale(owner.locale or "fr"):
-        if change == Change.DOWN:
+        if change == Change.DOWN and state in (TunnelHealth.WAITING, TunnelHealth.DOWN):
+            subject = _("Tunnel du routeur %(router)s coupé", router=router.name)
+            body = _("Le routeur %(router)s ne se manifeste plus dans le tunnel WireGuard de Kiosque : vérifiez "
+                     "qu'il est allumé et qu'il a Internet. Les paiements reçus entre-temps sont gardés : leurs "
+                     "tickets seront créés dès son retour.", router=router.name)
+        elif change == Change.DOWN and state == TunnelHealth.HUB_SILENT:
+            subject = _("Routeur %(router)s injoignable", router=router.name)
+            body = _("Kiosque n'arrive plus à joindre le routeur %(router)s, et son tunnel WireGuard ne rend plus "
+                     "compte de son état : le problème vient sans doute du serveur de Kiosque, pas de votre "
+                     "routeur. Les paiements reçus entre-temps sont gardés : leurs tickets seront créés dès son "
+                     "retour.", router=router.name)
+        elif change == Change.DOWN:
             subject = _("Routeur %(router)s injoignable", router=router.name)
             body = _("Kiosque n'arrive plus à joindre le routeur %(router)s (%(error)s). Les paiements "
                      "reçus entre-temps sont gardés : leurs tickets seront créés dès son retour.",

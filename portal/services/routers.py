@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Order, Owner, Router, utcnow
+from portal.models import Order, Owner, Router, RouterConnection, utcnow
 from portal.routeros import credentials, mikhmon
 from portal.routeros.client import (
     NameCollisions,
@@ -25,10 +25,14 @@ from portal.routeros.client import (
     has_control_character,
 )
 from portal.routeros.egress import EgressPolicy, EgressRefused
+from portal.services import tunnel
+from portal.services.rows import commit_retrying
+from portal.services.tunnel import TunnelHealth
+from portal.wireguard import AddressPoolExhausted
 
 # Fields an owner edits on the router form; the API password is handled apart (blank keeps it).
 EDITABLE_FIELDS = (
-    "name", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
+    "name", "connection", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
     "user_mode", "name_length", "charset", "prefix", "currency", "notify_email",
 )
 # A router address or hotspot DNS name: an IP address or a host name, nothing that could end the
@@ -60,17 +64,24 @@ class ConnectionReport:
         return self.error is None
 
 
-def egress_policy() -> EgressPolicy:
-    """The operator's egress policy for router connections, built by the app factory."""
-    return current_app.extensions["kiosque.router_egress"]
+def egress_policy(connection: RouterConnection = RouterConnection.DIRECT) -> EgressPolicy:
+    """The egress policy for routers reached this way, built by the app factory (portal/config.py).
+
+    Direct: the operator's policy, Kiosque's tunnel network excluded. Tunnel: that network only.
+    """
+    key = "kiosque.tunnel_egress" if connection == RouterConnection.TUNNEL else "kiosque.router_egress"
+    return current_app.extensions[key]
 
 
 def router_address(router: Router) -> RouterAddress:
-    """Where and how Kiosque reaches this router's API, under the operator's egress policy."""
+    """Where and how Kiosque reaches this router's API, under the egress policy of its connection.
+
+    Through the tunnel, the address is the one Kiosque gave the router, never one an owner typed.
+    """
     return RouterAddress(
-        host=router.host, port=router.port, username=router.api_username, password=router.api_password,
+        host=router.api_host, port=router.port, username=router.api_username, password=router.api_password,
         use_tls=router.use_tls, tls_verify=router.tls_verify, timeout=current_app.config["ROUTER_TIMEOUT"],
-        policy=egress_policy(),
+        policy=egress_policy(router.connection),
     )
 
 
@@ -85,7 +96,11 @@ MIN_NAME_SPACE = 100_000
 
 
 def save_router(owner: Owner, router: Router | None, values: dict, api_password: str) -> Router:
-    """Create or update a router from validated form values."""
+    """Create or update a router from validated form values.
+
+    A router put on the tunnel gets its tunnel address and key pair in the same commit; when
+    another router took the same address meanwhile, the save is made again with the next one.
+    """
     possible = credentials.name_space(values["user_mode"], values["name_length"], values["charset"])
     if possible < MIN_NAME_SPACE:
         raise RouterSettingsError("name_length", _(
@@ -93,23 +108,58 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
             "pourrait trouver un code valable en essayant. Allongez le code ou prenez plus de caractères "
             "(au moins %(minimum)s codes possibles).",
             count=format_decimal(possible), minimum=format_decimal(MIN_NAME_SPACE)))
-    clash = db.session.scalar(
-        select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"])
-    )
-    if clash is not None and (router is None or clash != router.id):
-        raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
     if router is None and not api_password:
         raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
-    check_destination(values["host"], values["port"], values["api_username"], api_password)
-    if router is None:
-        router = Router(owner=owner)
-        db.session.add(router)
-    for name in EDITABLE_FIELDS:
-        setattr(router, name, values[name])
-    if api_password:
-        router.api_password = api_password
-    db.session.commit()
-    return router
+    tunnelled = values["connection"] == RouterConnection.TUNNEL
+    if tunnelled:
+        check_tunnel(router, values["port"], values["api_username"], api_password)
+    else:
+        check_destination(values["host"], values["port"], values["api_username"], api_password)
+
+    def stage() -> Router:
+        clash = db.session.scalar(select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"]))
+        if clash is not None and (router is None or clash != router.id):
+            raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
+        target = router or Router(owner=owner)
+        db.session.add(target)
+        for name in EDITABLE_FIELDS:
+            setattr(target, name, values[name])
+        if api_password:
+            target.api_password = api_password
+        if tunnelled:
+            try:
+                tunnel.stage_identity(target, tunnel.hub())
+            except AddressPoolExhausted:
+                db.session.rollback()
+                raise RouterSettingsError("connection", _(
+                    "Le tunnel de Kiosque n'a plus d'adresse libre : prévenez l'exploitant de ce service.")) from None
+        return target
+
+    return commit_retrying(stage)
+
+
+def check_tunnel(router: Router | None, port: int, api_username: str, api_password: str) -> None:
+    """Refuse the tunnel where it cannot work, and what every connection refuses."""
+    why = tunnel_unavailable(router)
+    if why:
+        raise RouterSettingsError("connection", why)
+    check_credentials_and_port(port, api_username, api_password)
+
+
+def tunnel_unavailable(router: Router | None) -> str | None:
+    """Why this router cannot go on Kiosque's tunnel (off on this server, or RouterOS 6), or None."""
+    if tunnel.hub() is None:
+        return tunnel_off_message()
+    if router is not None and not tunnel.supports_tunnel(router.ros_version):
+        return _("RouterOS %(version)s n'a pas WireGuard (il faut RouterOS 7.1 ou plus récent) : gardez une "
+                 "connexion directe, en api-ssl si le routeur est joignable depuis Internet.",
+                 version=router.ros_version)
+    return None
+
+
+def tunnel_off_message() -> str:
+    return _("Le tunnel Kiosque n'est pas activé sur ce serveur. L'exploitant l'active en réglant "
+             "PORTAL_VPN_ENDPOINT et PORTAL_VPN_NETWORK (docs/deployment.md, « WireGuard hub »).")
 
 
 def check_destination(host: str, port: int, api_username: str, api_password: str) -> None:
@@ -119,6 +169,19 @@ def check_destination(host: str, port: int, api_username: str, api_password: str
     is. A name that does not resolve (yet) is kept: the connection test will say so, and every
     connection checks the addresses again.
     """
+    check_credentials_and_port(port, api_username, api_password)
+    try:
+        egress_policy().resolve(host, port, current_app.config["ROUTER_TIMEOUT"])
+    except EgressRefused:
+        raise RouterSettingsError("host", _(
+            "Adresse refusée : Kiosque ne se connecte qu'aux routeurs joignables à une adresse publique, "
+            "ou dans un réseau autorisé par l'exploitant de ce service.")) from None
+    except OSError:
+        pass
+
+
+def check_credentials_and_port(port: int, api_username: str, api_password: str) -> None:
+    """What every connection refuses whatever the address: control characters, a port not allowed."""
     for field_name, value in (("api_username", api_username), ("api_password", api_password)):
         if has_control_character(value):
             raise RouterSettingsError(field_name,
@@ -127,14 +190,6 @@ def check_destination(host: str, port: int, api_username: str, api_password: str
     if not policy.allows_port(port):
         raise RouterSettingsError("port", _("Port refusé : Kiosque ne se connecte aux routeurs que sur les ports "
                                             "%(ports)s.", ports=policy.describe_ports()))
-    try:
-        policy.resolve(host, port, current_app.config["ROUTER_TIMEOUT"])
-    except EgressRefused:
-        raise RouterSettingsError("host", _(
-            "Adresse refusée : Kiosque ne se connecte qu'aux routeurs joignables à une adresse publique, "
-            "ou dans un réseau autorisé par l'exploitant de ce service.")) from None
-    except OSError:
-        pass
 
 
 def delete_router(router: Router) -> None:
@@ -213,7 +268,7 @@ def _server_profiles_in_use(router: Router) -> list[dict]:
 
 def router_warnings(router: Router) -> list[str]:
     """What the owner should fix or know: the worker's last check, the last connection test's facts."""
-    warnings = []
+    warnings = tunnel_warnings(router)
     if router.down_since:
         warnings.append(_("Injoignable depuis le %(when)s : les tickets payés entre-temps seront créés à son retour.",
                           when=format_datetime(router.down_since, "short")))
@@ -248,3 +303,24 @@ def router_warnings(router: Router) -> list[str]:
               version=router.ros_version, profiles=", ".join(stock_v3))
         )
     return warnings
+
+
+def tunnel_warnings(router: Router) -> list[str]:
+    """What the hub's last report says of a tunnelled router's tunnel, when it is not up."""
+    state = tunnel.health(router)
+    if state is None or state == TunnelHealth.UP:
+        return []
+    if state == TunnelHealth.OFF:
+        return [_("Ce routeur passe par le tunnel Kiosque, qui n'est plus activé sur ce serveur : Kiosque ne peut "
+                  "pas le joindre. Prévenez l'exploitant, ou passez le routeur en connexion directe.")]
+    if tunnel.needs_identity(router, tunnel.hub()):
+        return [_("Le tunnel de Kiosque a changé de réseau : générez et exécutez de nouveau le script "
+                  "d'installation sur le routeur.")]
+    if state == TunnelHealth.HUB_SILENT:
+        return [_("Le serveur de Kiosque ne rend plus compte de l'état des tunnels : celui de ce routeur est "
+                  "inconnu. Votre routeur n'est pas en cause ; prévenez l'exploitant si cela dure.")]
+    if state == TunnelHealth.WAITING:
+        return [_("Tunnel pas encore établi : exécutez le script d'installation sur le routeur (RouterOS 7.1 ou "
+                  "plus récent, avec un accès à Internet).")]
+    return [_("Tunnel coupé : pas d'échange avec le routeur depuis le %(when)s. Vérifiez qu'il est allumé et "
+              "qu'il a Internet.", when=format_datetime(router.tunnel_handshake_at, "short"))]

@@ -12,7 +12,14 @@ Decisions, for whoever changes them:
   `sensitive` only reveals passwords (Kiosque finds its users by comment, never reads a
   password back), `policy` would let it manage router users. When the operator sets
   `KIOSQUE_SOURCE_ADDRESS`, the user only logs in from there and, if the owner keeps the box
-  ticked, the API service only listens to it (Mikhmon on another machine would then lose it).
+  ticked, Kiosque's address joins the API service's allowed addresses (a service open to all
+  then listens to Kiosque only: Mikhmon on another machine would lose it).
+- The API service's port is never set: owners forward ports to it and Mikhmon uses it, and
+  `Router.port` is the port Kiosque dials, not always the one the router listens on
+  (docs/routeros.md#restricting-the-api-service). Restrictions are by address only.
+- A router on Kiosque's tunnel gets the WireGuard part (services/tunnel_script.py, RouterOS 7)
+  instead of the API service lines, and its `kiosque` user logs in only from the hub's tunnel
+  address.
 - The password is drawn when the owner asks for the script and shown once, in the script. It
   comes back only sealed (encrypted with the app's key, bound to the router) in the form of
   "J'ai exécuté le script", and replaces the router's credentials only once the router accepts
@@ -24,10 +31,8 @@ Decisions, for whoever changes them:
 import ipaddress
 import json
 import logging
-import re
 import secrets
 import string
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,6 +45,17 @@ from portal.extensions import db
 from portal.models import PaymentAccount, Plan, Router
 from portal.payments import PROVIDERS
 from portal.services import routers as router_service
+from portal.services import tunnel
+from portal.services.script_text import (
+    KitError,
+    ScriptValueError,
+    address_prefix,
+    allow_on_service,
+    hostname,
+    script_string,
+)
+from portal.services.tunnel_script import tunnel_lines
+from portal.wireguard import router_interface
 
 log = logging.getLogger(__name__)
 
@@ -54,65 +70,20 @@ HOTSPOT_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(serv
 RETRIEVE_QUERY = "?mac=$(mac-esc)&ip=$(ip-esc)"
 LOGIN_METHODS = frozenset({"cookie", "http-chap", "http-pap", "https", "mac", "trial", "mac-cookie"})
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\Z")
-_ESCAPED = frozenset('\\"$?')  # `$` starts a variable, `?` asks the console for help
-
-
-class KitError(ValueError):
-    """The kit cannot be made or used as asked; the message says why, in the owner's words."""
-
-
-class ScriptValueError(KitError):
-    """A value cannot be written safely into a RouterOS script."""
-
-
-def script_string(value: str) -> str:
-    """Quote `value` as a RouterOS string literal; control characters are refused.
-
-    Backslash, double quote, `$` and `?` are escaped; anything beyond ASCII is written as the
-    `\\XX` escapes of its UTF-8 bytes, which the console reads the same whatever its charset.
-    """
-    out = []
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            shown = value.encode("unicode_escape").decode()
-            raise ScriptValueError(_("Caractère de contrôle refusé dans « %(value)s ».", value=shown))
-        if char in _ESCAPED:
-            out.append("\\" + char)
-        elif char.isascii():
-            out.append(char)
-        else:
-            out.extend(f"\\{byte:02X}" for byte in char.encode())
-    return '"' + "".join(out) + '"'
-
-
-def hostname(value: str) -> str:
-    """A DNS name, lower-cased, or ScriptValueError: no quote, space or separator can pass."""
-    host = value.strip().rstrip(".").lower()
-    if not _HOSTNAME.match(host):
-        raise ScriptValueError(_("« %(value)s » n'est pas un nom d'hôte.", value=value))
-    return host
-
-
-def _address(value: str) -> str:
-    """An IP address or network, as RouterOS writes it (a single address gets /32 or /128)."""
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        raise ScriptValueError(_("« %(value)s » n'est pas une adresse IP.", value=value)) from None
-
 
 def public_host() -> str:
     """The host buyers reach Kiosque on, from PUBLIC_URL."""
     return urlsplit(current_app.config["PUBLIC_URL"]).hostname or ""
 
 
-def source_address() -> str:
-    """The address Kiosque reaches routers from, when the operator set a valid one ("" otherwise)."""
+def source_address(router: Router | None = None) -> str:
+    """The address Kiosque reaches this router from: the hub's through the tunnel, else the one the
+    operator set, when valid ("" otherwise)."""
+    if router is not None and router.tunnelled:
+        return tunnel.source_address()
     value = current_app.config.get("KIOSQUE_SOURCE_ADDRESS") or ""
     try:
-        return _address(value) if value else ""
+        return address_prefix(value) if value else ""
     except ScriptValueError:
         log.warning("KIOSQUE_SOURCE_ADDRESS %r is not an IP address or network: ignored", value)
         return ""
@@ -163,18 +134,26 @@ def _walled_garden_entry(host: str) -> str:
 
 
 def render_script(router: Router, password: str, options: ScriptOptions, *, kiosque_host: str,
-                  source: str) -> str:
-    """The RouterOS script; running it twice leaves the router as running it once."""
+                  source: str, tunnel_part: list[str] | None = None) -> str:
+    """The RouterOS script; running it twice leaves the router as running it once.
+
+    `tunnel_part` (a tunnelled router's WireGuard lines) replaces the API service lines.
+    """
     service = "api-ssl" if router.use_tls else "api"
-    allowed = f" address={script_string(_address(source))}" if source else ""
+    allowed = f" address={script_string(address_prefix(source))}" if source else ""
     user, group, secret = script_string(API_USER), script_string(API_GROUP), script_string(password)
     lines = [
         "# Kiosque: walled garden",
         f"/ip hotspot walled-garden ip remove [find comment={script_string(COMMENT)}]",
         *(_walled_garden_entry(host) for host in walled_garden_hosts(router, kiosque_host)),
-        "# Kiosque: API service",
-        f"/ip service set {service} disabled=no port={int(router.port)}"
-        + (allowed if options.restrict_service else ""),
+    ]
+    if tunnel_part:
+        lines += tunnel_part
+    else:
+        lines += ["# Kiosque: API service (its port is left as it is)", f"/ip service set {service} disabled=no"]
+        if options.restrict_service and source:
+            lines.append(allow_on_service(service, address_prefix(source), restrict_open=True))
+    lines += [
         "# Kiosque: API user",
         f":if ([:len [/user group find name={group}]] = 0) do={{/user group add name={group} policy={API_POLICY}}}",
         f"/user group set [find name={group}] policy={API_POLICY}",
@@ -199,8 +178,24 @@ class SetupScript:
     token: str
 
 
+def tunnel_part(router: Router) -> list[str]:
+    """A tunnelled router's WireGuard lines (its private key is in them); KitError where it cannot work."""
+    why = router_service.tunnel_unavailable(router)
+    if why:
+        raise KitError(why)
+    tunnel.assign(router)
+    settings = tunnel.hub()
+    return tunnel_lines(
+        private_key=router.tunnel_private_key, address=router_interface(settings.network, router.tunnel_address),
+        hub_public_key=tunnel.hub_keys().public, hub_host=settings.endpoint.host, hub_port=settings.endpoint.port,
+        hub_address=settings.address.ip, service="api-ssl" if router.use_tls else "api", api_ports=(router.port,),
+    )
+
+
 def _setup(router: Router, password: str, options: ScriptOptions) -> SetupScript:
-    script = render_script(router, password, options, kiosque_host=public_host(), source=source_address())
+    lines = tunnel_part(router) if router.tunnelled else None
+    script = render_script(router, password, options, kiosque_host=public_host(), source=source_address(router),
+                           tunnel_part=lines)
     token = crypto.encrypt(json.dumps({"router": router.id, "password": password,
                                        "http_pap": list(options.http_pap_profiles),
                                        "restrict_service": options.restrict_service}))

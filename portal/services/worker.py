@@ -31,7 +31,7 @@ from portal.extensions import db
 from portal.models import EventKind, Order, OrderStatus, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
-from portal.services import notifications, provisioning, router_health
+from portal.services import notifications, provisioning, router_health, tunnel
 from portal.services.order_state import OPEN, expire, record
 from portal.services.payment_checks import check_payment, take_turn
 from portal.services.routers import router_address
@@ -247,17 +247,29 @@ def _check(router: Router, report: SweepReport) -> None:
 
 
 def check_router(router: Router) -> router_health.Change | None:
-    """Ask the router who it is, over a connection of its own; tell the owner when it went down or came back."""
-    client = RouterClient(router_address(router))
+    """Ask the router who it is, over a connection of its own; tell the owner when it went down or came back.
+
+    A tunnelled router whose tunnel the hub reports down is down without a try: nothing can
+    reach it, and a try would only wait out the timeout.
+    """
     error = ""
-    try:
-        client.facts()
-        change = router_health.checked(router)
-    except RouterError as exc:
-        error = str(exc)
-        change = router_health.failed(router) if router_health.counts_against(exc) else router_health.checked(router)
-    finally:
-        client.close()
+    state = tunnel.health(router)
+    if state == tunnel.TunnelHealth.HUB_SILENT:
+        log.warning("router %s is on the WireGuard hub, which has not reported for %.0f s: is `flask vpn watch` "
+                    "running?", router.id, tunnel.HUB_SILENT_AFTER)
+    if state in (tunnel.TunnelHealth.WAITING, tunnel.TunnelHealth.DOWN):
+        error = "tunnel down"
+        change = router_health.failed(router)
+    else:
+        client = RouterClient(router_address(router))
+        try:
+            client.facts()
+            change = router_health.checked(router)
+        except RouterError as exc:
+            error = str(exc)
+            change = router_health.failed(router) if router_health.counts_against(exc) else router_health.checked(router)
+        finally:
+            client.close()
     db.session.commit()
     _act("router check", router_id=router.id, reachable=not error)
     if change is not None:

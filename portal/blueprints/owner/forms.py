@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
-from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import (
     Email,
     EqualTo,
@@ -15,6 +15,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal.models import RouterConnection
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -29,6 +30,8 @@ CHARSET_CHOICES = [
     SelectChoice("mix2", _l("5aB2c34D (chiffres, minuscules et majuscules)")),
     SelectChoice("num", _l("1234 (chiffres seulement, mode voucher)")),
 ]
+CONNECTION_CHOICES = [SelectChoice(RouterConnection.DIRECT.value, _l("Directe (API / api-ssl)")),
+                      SelectChoice(RouterConnection.TUNNEL.value, _l("Tunnel Kiosque (WireGuard, RouterOS 7)"))]
 MODE_CHOICES = [SelectChoice("vc", _l("Voucher : code unique (identifiant = mot de passe)")),
                 SelectChoice("up", _l("Identifiant et mot de passe"))]
 HOST = Regexp(HOST_PATTERN, message=_l("Adresse IP ou nom d'hôte attendu."))
@@ -60,8 +63,9 @@ class NewPasswordForm(FlaskForm):
 
 class RouterForm(FlaskForm):
     name = StringField(_l("Nom"), validators=[InputRequired(), Length(max=80), NAME])
-    host = StringField(_l("Adresse du routeur (IP ou nom)"),
-                       validators=[InputRequired(), Length(max=HOST_MAX_LENGTH), HOST])
+    connection = RadioField(_l("Connexion au routeur"), choices=CONNECTION_CHOICES, default=RouterConnection.DIRECT.value)
+    # Through the tunnel Kiosque uses the router's tunnel address: the host may stay blank.
+    host = StringField(_l("Adresse du routeur (IP ou nom)"), validators=[Length(max=HOST_MAX_LENGTH)])
     port = IntegerField(_l("Port de l'API"), default=8728, validators=[InputRequired(), NumberRange(1, 65535)])
     use_tls = BooleanField(_l("Utiliser api-ssl (TLS)"))
     tls_verify = BooleanField(_l("Vérifier le certificat du routeur"), default=True)
@@ -83,6 +87,12 @@ class RouterForm(FlaskForm):
     notify_email = EmailField(_l("E-mail pour les notifications de vente"),
                               validators=[Optional(), Email(), Length(max=254)])
 
+    def validate_host(self, field):
+        if field.data:
+            HOST(self, field)
+        elif self.connection.data == RouterConnection.DIRECT.value:
+            raise ValidationError(_l("Adresse obligatoire pour une connexion directe."))
+
     def validate_charset(self, field):
         if field.data == "num" and self.user_mode.data != "vc":
             raise ValidationError(_l("Ce choix de caractères n'est possible qu'en mode voucher."))
@@ -93,6 +103,7 @@ class RouterForm(FlaskForm):
             "user_mode", "name_length", "charset", "prefix", "currency", "notify_email")}
         for name in ("name", "host", "api_username", "hotspot_server", "dns_name", "prefix", "notify_email"):
             data[name] = (data[name] or "").strip()
+        data["connection"] = RouterConnection(self.connection.data)
         return data
 
 

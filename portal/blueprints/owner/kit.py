@@ -11,7 +11,8 @@ from portal.models import Router
 from portal.routeros import credentials
 from portal.services import accounts as account_service
 from portal.services import guide_import
-from portal.services import setup_kit
+from portal.services import routers as router_service
+from portal.services import setup_kit, tunnel
 
 bp = Blueprint("kit", __name__)
 
@@ -32,6 +33,7 @@ def _kit_page(router: Router, *, setup: setup_kit.SetupScript | None = None, err
     return render_template(
         "owner/kit/kit.html", router=router, setup=setup, error=error,
         pap_candidates=setup_kit.pap_candidates(router), source_address=setup_kit.source_address(),
+        tunnel_hub=tunnel.hub(), tunnel_unavailable=router_service.tunnel_unavailable(router),
         plan_snippets=setup_kit.plan_snippets(router), retrieve_snippet=setup_kit.retrieve_snippet(),
         webhook_url=account_service.webhook_url,
     ), status
@@ -125,7 +127,7 @@ def import_guide():
             samples = credentials.sample(settings.user_mode, settings.name_length, settings.charset,
                                          settings.prefix)
             return render_template("owner/kit/guide_router.html", form=form, router=None, samples=samples,
-                                   notes=settings.notes)
+                                   notes=settings.notes, tunnel_unavailable=router_service.tunnel_unavailable(None))
     return render_template("owner/kit/import_guide.html", problems=problems), 422 if problems else 200
 
 

@@ -82,7 +82,8 @@ def _edit(router: Router | None):
             return redirect(url_for(".show", router_id=router.id))
     status = 422 if form.errors else 200
     samples = _samples(form.user_mode.data, form.name_length.data, form.charset.data, form.prefix.data)
-    return render_template("owner/router_form.html", form=form, router=router, samples=samples), status
+    return render_template("owner/router_form.html", form=form, router=router, samples=samples,
+                           tunnel_unavailable=router_service.tunnel_unavailable(router)), status
 
 
 def _samples(mode, length, charset, prefix) -> list[credentials.Credentials]:
