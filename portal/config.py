@@ -80,6 +80,9 @@ DEFAULTS = {
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
     "REMEMBER_COOKIE_DURATION": 12 * 3600,
     "PASSWORD_RESET_MAX_AGE": 3600,  # seconds a password reset link works (once)
+    "EMAIL_CHANGE_MAX_AGE": 24 * 3600,  # seconds the link confirming a new email address works (once)
+    # Owners who chose a daily summary get the day before's from this hour on (local, TIMEZONE).
+    "DAILY_SUMMARY_HOUR": 7,
     # Reset requests: per address, and per email address asked for (whether an owner has it or not).
     "PASSWORD_RESET_RATE_LIMIT": "10 per hour",
     "PASSWORD_RESET_EMAIL_RATE_LIMIT": "3 per hour",

@@ -86,6 +86,18 @@ MIN_NAME_SPACE = 100_000
 
 def save_router(owner: Owner, router: Router | None, values: dict, api_password: str) -> Router:
     """Create or update a router from validated form values."""
+    router = stage_router(owner, router, values, api_password)
+    db.session.commit()
+    return router
+
+
+def stage_router(owner: Owner, router: Router | None, values: dict, api_password: str, *,
+                 password_required: bool = True) -> Router:
+    """`save_router`'s checks and changes, left in the caller's transaction.
+
+    `password_required`: a new router may come without its API password (a settings file
+    without its secrets); the owner types it on the router form.
+    """
     possible = credentials.name_space(values["user_mode"], values["name_length"], values["charset"])
     if possible < MIN_NAME_SPACE:
         raise RouterSettingsError("name_length", _(
@@ -98,7 +110,7 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
     )
     if clash is not None and (router is None or clash != router.id):
         raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
-    if router is None and not api_password:
+    if router is None and not api_password and password_required:
         raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
     check_destination(values["host"], values["port"], values["api_username"], api_password)
     if router is None:
@@ -106,9 +118,8 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
         db.session.add(router)
     for name in EDITABLE_FIELDS:
         setattr(router, name, values[name])
-    if api_password:
+    if api_password or router.api_password is None:
         router.api_password = api_password
-    db.session.commit()
     return router
 
 
@@ -214,6 +225,9 @@ def _server_profiles_in_use(router: Router) -> list[dict]:
 def router_warnings(router: Router) -> list[str]:
     """What the owner should fix or know: the worker's last check, the last connection test's facts."""
     warnings = []
+    if not router.api_password:
+        warnings.append(_("Le mot de passe de l'API n'est pas encore saisi (réglages importés sans secrets) : "
+                          "tapez-le dans « Modifier »."))
     if router.down_since:
         warnings.append(_("Injoignable depuis le %(when)s : les tickets payés entre-temps seront créés à son retour.",
                           when=format_datetime(router.down_since, "short")))
