@@ -162,12 +162,18 @@ def delete_account(account: PaymentAccount) -> None:
 
 def check_account(account: PaymentAccount) -> str | None:
     """Try the keys with a harmless call: None when the provider accepts them, else why not."""
-    title = PROVIDERS[account.provider].title
+    adapter = PROVIDERS[account.provider]
+    title = adapter.title
     try:
         provider_for(account).check_credentials()
     except ProviderRejected as exc:
-        if exc.provider_message:
-            return _("%(provider)s refuse ces clés : %(message)s", provider=title, message=exc.provider_message)
+        reason = adapter.refusals.get(exc.code or "")
+        if reason and exc.provider_message:
+            return _("%(provider)s refuse ces clés : %(reason)s (réponse de %(provider)s : « %(message)s »)",
+                     provider=title, reason=_(reason), message=exc.provider_message)
+        if reason or exc.provider_message:
+            return _("%(provider)s refuse ces clés : %(message)s", provider=title,
+                     message=_(reason) if reason else exc.provider_message)
         return _("%(provider)s refuse ces clés.", provider=title)
     except ProviderUnavailable:
         return _("%(provider)s ne répond pas pour le moment : réessayez plus tard.", provider=title)
@@ -186,3 +192,9 @@ def set_router_accounts(router: Router, account_ids: Iterable[int]) -> None:
 def webhook_url(account: PaymentAccount) -> str:
     """Where the provider sends this account's notifications; the token finds the account."""
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/webhooks/{account.provider}/{account.webhook_token}"
+
+
+def trial_accounts() -> Mapping[str, Mapping[str, str]]:
+    """Keys a trial server's stand-in providers accept, by provider: what `flask --app sandbox trial`
+    (or any stand-in mounted on the app) puts in `kiosque.trial_accounts`. Empty on a real server."""
+    return current_app.extensions.get("kiosque.trial_accounts", {})
