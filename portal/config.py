@@ -87,6 +87,8 @@ DEFAULTS = {
     # Reset requests: per address, and per email address asked for (whether an owner has it or not).
     "PASSWORD_RESET_RATE_LIMIT": "10 per hour",
     "PASSWORD_RESET_EMAIL_RATE_LIMIT": "3 per hour",
+    # Per owner, the settings page's email and password changes together: each checks the current password.
+    "ACCOUNT_CHANGE_RATE_LIMIT": "10 per hour",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1), whose X-Forwarded-* headers count
     "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this

@@ -8,10 +8,24 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from portal.blueprints.owner.forms import EmailChangeForm, PasswordChangeForm, ProfileForm
+from portal.extensions import limiter
 from portal.models import SaleEmail
 from portal.services import owners, settings_file
 
 bp = Blueprint("settings", __name__)
+
+
+def _account_change_limit() -> str:
+    return current_app.config["ACCOUNT_CHANGE_RATE_LIMIT"]
+
+
+def _owner_id() -> str:
+    return f"owner:{current_user.id}"  # not the session id: a password change gives that a new version
+
+
+# A session left open on a shared phone must not let anyone guess the password it asks for, nor
+# send link after link: counted per owner, the two forms together.
+account_changes = limiter.shared_limit(_account_change_limit, scope="account-change", key_func=_owner_id)
 
 
 @bp.before_request
@@ -49,7 +63,15 @@ def profile():
     return redirect(url_for(".show"))
 
 
+@bp.errorhandler(429)
+def too_many_changes(_error):
+    """The page again, saying to wait, rather than the bare error page."""
+    return _page(429, limit_error=_("Trop de tentatives de changement d'adresse ou de mot de passe : réessayez "
+                                    "dans une heure."))
+
+
 @bp.post("/email")
+@account_changes
 def email():
     """Send a confirmation link to the new address; the address changes when it is opened."""
     form = EmailChangeForm(prefix="email")
@@ -80,6 +102,7 @@ def confirm_email(token: str):
 
 
 @bp.post("/password")
+@account_changes
 def password():
     """A new password: every other session ends, this one goes on."""
     form = PasswordChangeForm(prefix="password")
