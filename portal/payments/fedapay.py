@@ -63,6 +63,7 @@ _BAD_KEY = N_("la clé secrète n'est pas reconnue. Recopiez-la en entier, sans 
               "l'environnement du compte : une clé sk_sandbox_… ne marche qu'en test, une clé sk_live_… "
               "qu'en production.")
 
+
 class FedaPay(PaymentProvider):
     name = "fedapay"
     title = "FedaPay"

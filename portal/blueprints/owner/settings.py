@@ -5,7 +5,7 @@ import json
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_user
 
 from portal.blueprints.owner.forms import EmailChangeForm, PasswordChangeForm, ProfileForm
 from portal.extensions import limiter
