@@ -1,5 +1,6 @@
-"""`flask --app portal ...` commands: owner, ticket, keys, worker, vpn."""
+"""`flask --app portal ...` commands: owner, config, ticket, keys, worker, vpn."""
 
+import json
 import signal
 import sys
 import threading
@@ -13,13 +14,14 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
 from portal.routeros.client import RouterError
-from portal.services import keys, owners, provisioning, tunnel
+from portal.services import keys, owners, provisioning, settings_file, tunnel
 from portal.services import worker as sweeps
 from portal.wireguard import STALE_AFTER, HubSettings, Runner, WireGuardError, status
 
 owner_cli = AppGroup("owner", help="Owner accounts.")
 ticket_cli = AppGroup("ticket", help="Tickets.")
 keys_cli = AppGroup("keys", help="Encryption keys of the stored secrets.")
+config_cli = AppGroup("config", help="An owner's settings as a file, to carry to another Kiosque server.")
 vpn_cli = AppGroup("vpn", help="The WireGuard hub routers behind carrier NAT dial into (run as root).")
 
 
@@ -49,10 +51,52 @@ def set_owner_password(email: str) -> None:
     click.echo(f"Password of {owner.email} changed; every session of this owner has ended.")
 
 
-def _read_password() -> str:
+def _read_password(prompt: str = "Password", *, confirm: bool = True) -> str:
     if sys.stdin.isatty():
-        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return sys.stdin.readline().rstrip("\n")
+
+
+@config_cli.command("export")
+@click.option("--owner", "owner_email", required=True, help="The owner whose settings to export.")
+@click.option("--include-secrets", is_flag=True,
+              help="Add passwords and keys, encrypted with a passphrase (prompted, or read from standard input).")
+@click.option("--output", type=click.File("w"), default="-", help="Where to write the file (standard output).")
+def export_config(owner_email: str, include_secrets: bool, output) -> None:
+    """Write an owner's routers, plans, payment accounts and profile as JSON."""
+    owner = owners.find_owner(owner_email)
+    if owner is None:
+        raise click.ClickException(f"No owner with the email {owner_email.strip().lower()}.")
+    passphrase = None
+    if include_secrets:
+        passphrase = _read_password("Passphrase for the secrets")
+        if len(passphrase) < 12:
+            raise click.ClickException("The passphrase needs at least 12 characters.")
+    json.dump(settings_file.export_settings(owner, passphrase), output, ensure_ascii=False, indent=2)
+    output.write("\n")
+
+
+@config_cli.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--owner", "owner_email", default=None,
+              help="The owner to import into (the file's owner by default); made when it does not exist.")
+@click.option("--dry-run", is_flag=True, help="Say what would change, change nothing.")
+def import_config(file, owner_email: str | None, dry_run: bool) -> None:
+    """Bring in a settings file: all of it or nothing. Asks for the passphrase when it holds secrets."""
+    try:
+        document = settings_file.read_document(file.read())
+        entry = document["owner"] if isinstance(document.get("owner"), dict) else {}
+        email = owner_email or str(entry.get("email", ""))
+        owner = owners.find_owner(email) if email else None
+        if owner is None and owner_email:
+            document["owner"] = {**entry, "email": owner_email}
+        passphrase = _read_password("Passphrase of the file", confirm=False) if "secrets" in document else None
+        report = settings_file.import_settings(owner, document, secrets_passphrase=passphrase, dry_run=dry_run)
+    except settings_file.SettingsFileError as exc:
+        raise click.ClickException(str(exc))
+    for line in report.changes + report.notes:
+        click.echo(line)
+    click.echo("Dry run: nothing was changed." if dry_run else f"{len(report.changes)} changes imported.")
 
 
 @ticket_cli.command("sell")
@@ -189,6 +233,7 @@ def vpn_watch(interval: float) -> None:
 
 def register(app: Flask) -> None:
     app.cli.add_command(owner_cli)
+    app.cli.add_command(config_cli)
     app.cli.add_command(ticket_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(vpn_cli)

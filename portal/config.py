@@ -92,9 +92,14 @@ DEFAULTS = {
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
     "REMEMBER_COOKIE_DURATION": 12 * 3600,
     "PASSWORD_RESET_MAX_AGE": 3600,  # seconds a password reset link works (once)
+    "EMAIL_CHANGE_MAX_AGE": 24 * 3600,  # seconds the link confirming a new email address works (once)
+    # Owners who chose a daily summary get the day before's from this hour on (local, TIMEZONE).
+    "DAILY_SUMMARY_HOUR": 7,
     # Reset requests: per address, and per email address asked for (whether an owner has it or not).
     "PASSWORD_RESET_RATE_LIMIT": "10 per hour",
     "PASSWORD_RESET_EMAIL_RATE_LIMIT": "3 per hour",
+    # Per owner, the settings page's email and password changes together: each checks the current password.
+    "ACCOUNT_CHANGE_RATE_LIMIT": "10 per hour",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1), whose X-Forwarded-* headers count
     "MAX_CONTENT_LENGTH": 64 * 1024,  # no form or provider callback is anywhere near this

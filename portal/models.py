@@ -3,7 +3,7 @@ orders with their timeline, tickets, and provider callbacks as they arrived."""
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 
 from flask_login import UserMixin
@@ -25,6 +25,13 @@ def public_token(nbytes: int = 12) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+class SaleEmail(StrEnum):
+    """How an owner hears of online sales."""
+
+    EACH = "each"  # one email per sale, right after it
+    DAILY = "daily"  # one summary a day, of the day before (services/summaries)
+
+
 class Owner(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -33,6 +40,10 @@ class Owner(UserMixin, db.Model):
     locale: Mapped[str] = mapped_column(String(5), default="fr")
     # Part of every session's identity: raising it ends them all (sign-out, new password).
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    sale_email: Mapped[SaleEmail] = mapped_column(text_enum(SaleEmail, 5), default=SaleEmail.EACH,
+                                                  server_default=SaleEmail.EACH.value)
+    # The last local day whose summary was claimed: a worker sends a day's summary once.
+    summary_day: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     routers: Mapped[list["Router"]] = relationship(back_populates="owner", order_by="Router.name")

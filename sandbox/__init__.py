@@ -41,14 +41,16 @@ def point_adapters_at(app: Flask, providers) -> None:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Kiosque with the sandbox mounted and the `demo` command: `flask --app sandbox demo`.
+    """Kiosque with the sandbox mounted and its commands: `flask --app sandbox demo` (a shop ready
+    to sell) and `flask --app sandbox trial` (an empty Kiosque with stand-ins, for an operator's trial).
 
-    The demo's router is a sandbox router on the loopback: the egress policy lets it through.
+    Their router is a sandbox router on the loopback: the egress policy lets it through.
     """
     from portal import create_app as create_kiosque
-    from sandbox import demo
+    from sandbox import demo, trial
 
     app = create_kiosque({**ROUTER_EGRESS, **(test_config or {})})
     mount(app)
     app.cli.add_command(demo.demo_command)
+    app.cli.add_command(trial.trial_command)
     return app

@@ -458,8 +458,10 @@ class SandboxRouter:
         identity: str = "Kiosque-Sandbox",
         ssl_context: ssl.SSLContext | None = None,
         seed: bool = True,
+        dns_name: str = "wifi.net",
     ) -> None:
         self.host, self.port = host, port
+        self.dns_name = dns_name  # the hotspot's name, where phones log in (its server profile's dns-name)
         self.username, self.password = username, password
         self.version, self.identity = version, identity
         self.ssl_context = ssl_context
@@ -671,7 +673,7 @@ class SandboxRouter:
             return self._active_rows()
 
     def _seed(self) -> None:
-        self.add_server_profile("hsprof1")
+        self.add_server_profile("hsprof1", dns_name=self.dns_name)
         self.add_server("hotspot1")
         self.add_user_profile("default", default="true")
         for name, expmode, price, validity, selling_price, lock, rate_limit in _SEED_PROFILES:

@@ -197,9 +197,16 @@ def test_check_keys_accepted(browser, provider):
 
 
 @pytest.mark.parametrize("provider, wrong, refusal", [
-    ("fedapay", {"secret_key": "sk_sandbox_wrong"}, "FedaPay refuse ces clés : Unauthenticated."),
-    ("cinetpay", {"apikey": "wrong"}, "CinetPay refuse ces clés : AUTH_NOT_FOUND: The apikey is not valid"),
-    ("feexpay", {"token": "fp_wrong"}, "FeexPay refuse ces clés : Unauthorized"),
+    ("fedapay", {"secret_key": "sk_sandbox_wrong"},
+     "FedaPay refuse ces clés : la clé secrète n'est pas reconnue. Recopiez-la en entier, sans espace, et vérifiez "
+     "l'environnement du compte : une clé sk_sandbox_… ne marche qu'en test, une clé sk_live_… qu'en production. "
+     "(réponse de FedaPay : « Unauthenticated. »)"),
+    ("cinetpay", {"apikey": "wrong"},
+     "CinetPay refuse ces clés : la clé API (apikey) n'est pas reconnue. Recopiez-la depuis votre espace marchand, "
+     "sans espace. (réponse de CinetPay : « AUTH_NOT_FOUND: The apikey is not valid"),
+    ("cinetpay", {"site_id": "999999"}, "l'identifiant du site (site_id) ne va pas avec cette clé API"),
+    ("feexpay", {"token": "fp_wrong"},
+     "FeexPay refuse ces clés : le jeton API (fp_…) est refusé. Recopiez-le depuis le tableau de bord FeexPay"),
 ])
 def test_check_keys_refused_in_french(browser, provider, wrong, refusal):
     account = add_account(browser, provider, **wrong)
@@ -210,7 +217,8 @@ def test_check_keys_refused_in_french(browser, provider, wrong, refusal):
 def test_fedapay_environment_picks_the_api_host(browser):
     account = add_account(browser, "fedapay", environment="live")
     page = page_text(browser.post(f"/owner/accounts/{account.id}/check", headers={"HX-Request": "true"}))
-    assert "FedaPay refuse ces clés : Invalid API key: a sandbox key cannot be used on the live API." in page
+    assert "FedaPay refuse ces clés : la clé secrète n'est pas reconnue." in page
+    assert "(réponse de FedaPay : « Invalid API key: a sandbox key cannot be used on the live API. »)" in page
 
 
 def test_check_keys_when_the_provider_is_down(browser, sandbox):
@@ -332,3 +340,25 @@ def test_a_public_id_belongs_to_one_owner(app, browser, provider):
 
 
 FORMS_PUBLIC_FIELD = {"fedapay": "public_key", "cinetpay": "site_id", "feexpay": "shop_id"}
+
+
+def test_a_new_account_is_offered_at_once_on_the_owners_only_router(browser, owner):
+    router = add_router(owner)
+    add_account(browser, "feexpay")
+    page = page_text(browser.get("/owner/accounts/"))
+    assert f"Compte ajouté et proposé sur votre routeur {router.name}." in page
+    db.session.expire_all()
+    assert [a.provider for a in db.session.get(Router, router.id).accounts] == ["feexpay"]
+    add_router(owner, name="Deuxième")  # with two routers, the owner chooses
+    add_account(browser, "cinetpay")
+    db.session.expire_all()
+    assert [a.provider for a in db.session.get(Router, router.id).accounts] == ["feexpay"]
+
+
+def test_the_list_says_which_secrets_are_saved_and_how_to_go_live(browser):
+    add_account(browser, "fedapay", webhook_secret="")
+    page = page_text(browser.get("/owner/accounts/"))
+    assert "Clé secrète (sk_…) : enregistré" in re.sub(r"<[^>]+>", "", page)
+    assert "Secret du webhook (wh_…) : pas encore saisi" in re.sub(r"<[^>]+>", "", page)
+    assert "Passer en production" in page and "Générez et exécutez à nouveau le script du routeur" in page
+    assert "Comptes d'essai" not in page  # a real server has none

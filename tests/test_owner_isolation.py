@@ -14,8 +14,8 @@ def other_owners_objects(router_server) -> dict[str, int]:
     plan = Plan(router=router, label="1h", profile="1h", price=100)
     db.session.add_all([router, plan])
     db.session.flush()
-    ticket = Ticket(router=router, plan_id=plan.id, plan_label="1h", price=100, username="abc123",
-                    password="abc123", profile="1h", server="all", comment="vc-123-01.01.26-x")
+    ticket = Ticket(router=router, plan_id=plan.id, plan_label="1h", price=100, username="kqz7wx",
+                    password="kqz7wx", profile="1h", server="all", comment="vc-123-01.01.26-x")
     account = PaymentAccount(owner=other, provider="fedapay", label="Autre", credentials="{}")
     db.session.add_all([ticket, account])
     router.accounts.append(account)

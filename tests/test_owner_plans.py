@@ -69,11 +69,15 @@ def test_import_plans_from_mikhmon_profiles(browser, router_server):
     page = page_text(browser.get(f"/owner/routers/{router.id}/plans/import"))
     # 1w sells at its selling price 2500, not its price 2000; "default" has no Mikhmon header.
     assert "2\u202f500\u00a0FCFA" in page and ">default<" not in page
+    # Both of Mikhmon's prices are shown beside the one the plan takes.
+    assert "Mikhmon : prix 2\u202f000\u00a0FCFA, prix de vente 2\u202f500\u00a0FCFA" in page
+    assert "Mikhmon : prix 500\u00a0FCFA, prix de vente —" in page
     response = browser.post(f"/owner/routers/{router.id}/plans/import", {"profile": ["1d", "1w"]})
     assert response.status_code == 302
     plans = {p.profile: p for p in db.session.scalars(db.select(Plan))}
     assert set(plans) == {"1d", "1w"}
     assert (plans["1w"].price, plans["1w"].validity, plans["1d"].price) == (2500, "1w", 500)
+    assert (plans["1d"].label, plans["1w"].label) == ("1 jour", "1 semaine")  # words buyers read
     # Importing again proposes them as existing and creates nothing more.
     browser.post(f"/owner/routers/{router.id}/plans/import", {"profile": ["1d", "1w"]})
     assert db.session.scalar(db.select(db.func.count(Plan.id))) == 2

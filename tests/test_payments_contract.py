@@ -249,6 +249,8 @@ FACTS: dict[str, Callable[[object], bool]] = {
     "guide_public_id_param": lambda v: isinstance(v, str),
     "webhook_setup": lambda v: isinstance(v, str) and bool(v.strip()),
     "environment_hint": lambda v: isinstance(v, str),
+    "refusals": lambda v: isinstance(v, Mapping) and all(isinstance(c, str) and c and isinstance(r, str) and r.strip()
+                                                         for c, r in v.items()),
 }
 
 

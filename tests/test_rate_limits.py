@@ -1,4 +1,4 @@
-"""Rate limits: owners' sign-in and password reset; buyers' purchases and retrievals.
+"""Rate limits: owners' sign-in, password reset and account changes; buyers' purchases and retrievals.
 
 A hotspot's clients all come from its one public address: each client has its own limits, the
 address only a ceiling that fifty busy clients stay under, and refused input never counts.
@@ -23,7 +23,7 @@ ELSEWHERE = "203.0.113.50"
 def app_config(app_config):
     # The limits themselves are the defaults (portal/config.py), but for the sign-in's and connection tests'.
     return {**app_config, "RATELIMIT_ENABLED": True, "LOGIN_RATE_LIMIT": "5 per minute",
-            "ROUTER_TEST_RATE_LIMIT": "3 per minute"}
+            "ROUTER_TEST_RATE_LIMIT": "3 per minute", "ACCOUNT_CHANGE_RATE_LIMIT": "3 per minute"}
 
 
 def test_login_attempts_are_rate_limited(app, owner):
@@ -32,6 +32,28 @@ def test_login_attempts_are_rate_limited(app, owner):
     assert codes == [401] * 5 + [429, 429]
     # The page after the limit is the French error page, not a stack trace.
     assert "Trop de tentatives" in browser.login("owner@example.com", "owner-password").get_data(as_text=True)
+
+
+def test_password_guesses_from_an_open_session_are_rate_limited(app, browser):
+    """The email and password forms each check the current password: one count per owner for both."""
+    def change_password(current: str):
+        return browser.post("/owner/settings/password", {"password-current_password": current,
+                                                         "password-password": "a-new-password",
+                                                         "password-confirm": "a-new-password"})
+
+    codes = [change_password(f"guess-{i}").status_code for i in range(2)]
+    codes.append(browser.post("/owner/settings/email", {"email-email": "new@example.com",
+                                                        "email-current_password": "guess-2"}).status_code)
+    refused = change_password("owner-password")
+    assert codes == [422] * 3 and refused.status_code == 429
+    assert "réessayez dans une heure" in page_text(refused)
+    assert owners.authenticate("owner@example.com", "owner-password") is not None  # the right one came too late
+    other = owners.create_owner("other@example.com", "other-password")
+    elsewhere = Browser(app.test_client())
+    assert elsewhere.login(other.email, "other-password").status_code == 302
+    assert elsewhere.post("/owner/settings/password", {"password-current_password": "nope",
+                                                       "password-password": "a-new-password",
+                                                       "password-confirm": "a-new-password"}).status_code == 422
 
 
 def test_code_retrieval_is_rate_limited(app):

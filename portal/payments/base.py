@@ -225,6 +225,8 @@ class PaymentProvider(ABC):
     guide_public_id_param: ClassVar[str] = ""
     webhook_setup: ClassVar[str]  # where the owner declares Kiosque's webhook URL (N_)
     environment_hint: ClassVar[str] = ""  # how to tell test keys from live ones (N_)
+    # The provider's common refusals of keys, by error code, as owners can act on them (N_).
+    refusals: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def api_url_setting(cls, environment: str) -> str:

@@ -91,6 +91,13 @@ class CinetPay(PaymentProvider):
     guide_buy_path = "/buy-mikhmon-cinetpay"
     guide_public_id_param = "siteid"
     webhook_setup = N_("Kiosque la transmet à CinetPay avec chaque paiement : rien à déclarer.")
+    refusals = {
+        "609": N_("la clé API (apikey) n'est pas reconnue. Recopiez-la depuis votre espace marchand, sans espace."),
+        "613": N_("l'identifiant du site (site_id) ne va pas avec cette clé API : prenez les deux dans le même "
+                  "compte marchand."),
+        "624": N_("la clé API ou l'identifiant du site est refusé : prenez les deux dans le même compte marchand, "
+                  "sans espace."),
+    }
 
     @property
     def _account(self) -> dict[str, str]:

@@ -58,6 +58,12 @@ TOLERANCE = 300  # seconds, as in FedaPay's SDKs
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
+# Key refusals come as 401 or 403.
+_BAD_KEY = N_("la clé secrète n'est pas reconnue. Recopiez-la en entier, sans espace, et vérifiez "
+              "l'environnement du compte : une clé sk_sandbox_… ne marche qu'en test, une clé sk_live_… "
+              "qu'en production.")
+
+
 class FedaPay(PaymentProvider):
     name = "fedapay"
     title = "FedaPay"
@@ -85,6 +91,7 @@ class FedaPay(PaymentProvider):
                        "donne alors le secret du webhook.")
     environment_hint = N_("Les clés de test (sk_sandbox_…) ne marchent qu'en test, celles de production "
                           "(sk_live_…) qu'en production.")
+    refusals = {"401": _BAD_KEY, "403": _BAD_KEY}
 
     def __init__(
         self,

@@ -76,6 +76,11 @@ def _description(value: str) -> str:
     return " ".join(_NOT_ALLOWED_IN_DESCRIPTION.sub(" ", plain).split())
 
 
+# Key refusals come as 401 or 403.
+_BAD_TOKEN = N_("le jeton API (fp_…) est refusé. Recopiez-le depuis le tableau de bord FeexPay, sans espace, "
+                "et vérifiez l'identifiant de la boutique.")
+
+
 class FeexPay(PaymentProvider):
     name = "feexpay"
     title = "FeexPay"
@@ -94,6 +99,7 @@ class FeexPay(PaymentProvider):
     guide_buy_path = "/buy-mikhmon-feexpay"
     guide_public_id_param = "siteid"
     webhook_setup = N_("À déclarer dans le tableau de bord FeexPay (menu Webhook).")
+    refusals = {"401": _BAD_TOKEN, "403": _BAD_TOKEN}
 
     @property
     def _auth(self) -> dict[str, str]:

@@ -62,7 +62,26 @@ def save_account(
     `values` holds label, active, environment (for providers with a test host), networks (for
     push providers) and the provider's non-secret credential fields; `secrets` its secret
     fields, where a blank one keeps the stored value so the owner never has to type a key again
-    to change something else.
+    to change something else. An owner with one router has a new account offered there at once.
+    """
+    created = account is None
+    account = stage_account(owner, account, provider, values, secrets)
+    if created:
+        routers = db.session.scalars(select(Router).where(Router.owner_id == owner.id).limit(2)).all()
+        if len(routers) == 1:
+            account.routers.append(routers[0])
+    db.session.commit()
+    return account
+
+
+def stage_account(
+    owner: Owner, account: PaymentAccount | None, provider: str, values: Mapping[str, Any],
+    secrets: Mapping[str, str], *, allow_missing_secrets: bool = False,
+) -> PaymentAccount:
+    """`save_account`'s checks and changes, left in the caller's transaction.
+
+    `allow_missing_secrets`: a required secret nobody gave leaves the account inactive instead
+    of refused (a settings file without its secrets).
     """
     adapter = PROVIDERS[provider]
     label = (values.get("label") or "").strip()
@@ -70,11 +89,14 @@ def save_account(
         raise AccountError("label", _("Ce champ est obligatoire."))
     stored = account.secrets if account is not None else {}
     credentials = {}
+    missing = False
     for f in adapter.credential_fields:
         given = ((secrets if f.secret else values).get(f.name) or "").strip()
         credentials[f.name] = given or (stored.get(f.name, "") if f.secret else "")
         if f.required and not credentials[f.name]:
-            raise AccountError(f.name, _("Ce champ est obligatoire."))
+            if not (f.secret and allow_missing_secrets):
+                raise AccountError(f.name, _("Ce champ est obligatoire."))
+            missing = True
     environments = list(adapter.api_urls)
     environment = values.get("environment") if len(environments) > 1 else environments[0]
     if environment not in environments:
@@ -98,13 +120,24 @@ def save_account(
         account = PaymentAccount(owner_id=owner.id, provider=provider)
         db.session.add(account)
     account.label = label
-    account.active = bool(values["active"])
+    account.active = bool(values["active"]) and not missing
     account.environment = environment
     account.credentials = json.dumps(credentials)
     account.public_id = public_id
     account.settings = settings
-    db.session.commit()
     return account
+
+
+def missing_credentials(account: PaymentAccount) -> list[str]:
+    """The labels (French, untranslated) of the required credentials the account lacks."""
+    stored = account.secrets
+    return [f.label for f in PROVIDERS[account.provider].credential_fields if f.required and not stored.get(f.name)]
+
+
+def saved_secrets(account: PaymentAccount) -> list[tuple[str, bool]]:
+    """Each secret credential's label (French, untranslated) and whether a value is saved."""
+    stored = account.secrets
+    return [(f.label, bool(stored.get(f.name))) for f in PROVIDERS[account.provider].credential_fields if f.secret]
 
 
 def public_id_taken(provider: str, public_id: str, owner: Owner) -> bool:
@@ -129,12 +162,18 @@ def delete_account(account: PaymentAccount) -> None:
 
 def check_account(account: PaymentAccount) -> str | None:
     """Try the keys with a harmless call: None when the provider accepts them, else why not."""
-    title = PROVIDERS[account.provider].title
+    adapter = PROVIDERS[account.provider]
+    title = adapter.title
     try:
         provider_for(account).check_credentials()
     except ProviderRejected as exc:
-        if exc.provider_message:
-            return _("%(provider)s refuse ces clés : %(message)s", provider=title, message=exc.provider_message)
+        reason = adapter.refusals.get(exc.code or "")
+        if reason and exc.provider_message:
+            return _("%(provider)s refuse ces clés : %(reason)s (réponse de %(provider)s : « %(message)s »)",
+                     provider=title, reason=_(reason), message=exc.provider_message)
+        if reason or exc.provider_message:
+            return _("%(provider)s refuse ces clés : %(message)s", provider=title,
+                     message=_(reason) if reason else exc.provider_message)
         return _("%(provider)s refuse ces clés.", provider=title)
     except ProviderUnavailable:
         return _("%(provider)s ne répond pas pour le moment : réessayez plus tard.", provider=title)
@@ -153,3 +192,9 @@ def set_router_accounts(router: Router, account_ids: Iterable[int]) -> None:
 def webhook_url(account: PaymentAccount) -> str:
     """Where the provider sends this account's notifications; the token finds the account."""
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/webhooks/{account.provider}/{account.webhook_token}"
+
+
+def trial_accounts() -> Mapping[str, Mapping[str, str]]:
+    """Keys a trial server's stand-in providers accept, by provider: what `flask --app sandbox trial`
+    (or any stand-in mounted on the app) puts in `kiosque.trial_accounts`. Empty on a real server."""
+    return current_app.extensions.get("kiosque.trial_accounts", {})

@@ -80,17 +80,22 @@ def summaries(owner: Owner) -> list[PeriodSummary]:
     """Revenue and ticket counts for today, 7 and 30 days, per router, plan and provider."""
     today = local_today()
     sales = _sales(owner, today - timedelta(days=max(PERIODS) - 1))
-    result = []
-    for days in PERIODS:
-        summary = PeriodSummary(days)
-        for sale in sales:
-            if sale.day > today - timedelta(days=days):
-                summary.total.add(sale.amount)
-                summary.by_router[sale.router].add(sale.amount)
-                summary.by_plan[sale.plan].add(sale.amount)
-                summary.by_provider[sale.provider].add(sale.amount)
-        result.append(summary)
-    return result
+    return [_summary(days, [s for s in sales if s.day > today - timedelta(days=days)]) for days in PERIODS]
+
+
+def day_summary(owner: Owner, day: date) -> PeriodSummary:
+    """One local day's sales, per router, plan and provider (the owner's daily email)."""
+    return _summary(1, [s for s in _sales(owner, day) if s.day == day])
+
+
+def _summary(days: int, sales: list[Sale]) -> PeriodSummary:
+    summary = PeriodSummary(days)
+    for sale in sales:
+        summary.total.add(sale.amount)
+        summary.by_router[sale.router].add(sale.amount)
+        summary.by_plan[sale.plan].add(sale.amount)
+        summary.by_provider[sale.provider].add(sale.amount)
+    return summary
 
 
 def daily(owner: Owner, days: int = 30) -> list[tuple[date, Totals]]:

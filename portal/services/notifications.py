@@ -1,6 +1,8 @@
-"""The owner's email for each sale, and alerts: sent without ever holding up or breaking a payment.
+"""The owner's email for each sale or a daily summary, alerts, and account emails: sent without
+ever holding up or breaking a payment.
 
-A sale email is sent after the sale is committed. Every sending failure is caught, logged and
+A sale email is sent after the sale is committed, unless the owner chose a daily summary: the
+worker then sends one email a day with the day before's sales (`send_daily_summaries`). Every sending failure is caught, logged and
 recorded on the order, and the worker tries again later (`retry_unsent_sale_emails`).
 
 Flask-Mail 0.10 opens its SMTP connection without a timeout, so a mail server that accepts the
@@ -13,17 +15,19 @@ TESTING) and `mail.record_messages()` for tests.
 import logging
 import smtplib
 import ssl
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app, render_template
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
 from flask_mail import BadHeaderError, Connection, Message
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from portal.extensions import db
-from portal.formatting import price, provider_title
-from portal.models import EventKind, Order, OrderEvent, OrderStatus, Owner, utcnow
+from portal.formatting import price, provider_title, sale_channel
+from portal.models import EventKind, Order, OrderEvent, OrderStatus, Owner, SaleEmail, utcnow
+from portal.services import dashboard
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +92,51 @@ def send_password_reset(owner: Owner, link: str) -> bool:
 
     The link opens the owner's account: it is logged nowhere, nor is it kept.
     """
-    locale = _owner_locale(owner.locale)
-    with force_locale(locale):
+    with force_locale(_owner_locale(owner.locale)):
         minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
-        message = Message(
-            _("Kiosque : choisir un nouveau mot de passe"),
-            recipients=[owner.email],
-            body=_("Bonjour,\n\nQuelqu'un, sans doute vous, a demandé à changer le mot de passe du compte Kiosque "
-                   "%(email)s.\n\nPour choisir un nouveau mot de passe, ouvrez ce lien dans les %(minutes)s "
-                   "minutes (il ne sert qu'une fois) :\n\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce "
-                   "message : votre mot de passe ne change pas.\n",
-                   email=owner.email, minutes=minutes, link=link),
-            extra_headers={"Content-Language": locale},
-        )
+        subject = _("Kiosque : choisir un nouveau mot de passe")
+        body = _("Bonjour,\n\nQuelqu'un, sans doute vous, a demandé à changer le mot de passe du compte Kiosque "
+                 "%(email)s.\n\nPour choisir un nouveau mot de passe, ouvrez ce lien dans les %(minutes)s "
+                 "minutes (il ne sert qu'une fois) :\n\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce "
+                 "message : votre mot de passe ne change pas.\n",
+                 email=owner.email, minutes=minutes, link=link)
+    return _send_account_email(owner, owner.email, subject, body, "password reset email")
+
+
+def send_email_confirmation(owner: Owner, new_email: str, link: str) -> bool:
+    """Email the new address a link that makes it the owner's; never raises. The link is logged nowhere."""
+    with force_locale(_owner_locale(owner.locale)):
+        hours = current_app.config["EMAIL_CHANGE_MAX_AGE"] // 3600
+        subject = _("Kiosque : confirmer votre nouvelle adresse")
+        body = _("Bonjour,\n\nLe compte Kiosque %(email)s demande à recevoir ses e-mails à cette adresse et à "
+                 "s'en servir pour se connecter.\n\nPour confirmer, ouvrez ce lien dans les %(hours)s heures "
+                 "(il ne sert qu'une fois) :\n\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce message : "
+                 "rien ne change.\n", email=owner.email, hours=hours, link=link)
+    return _send_account_email(owner, new_email, subject, body, "email confirmation")
+
+
+def send_email_changed_notice(owner_id: int, former_email: str) -> bool:
+    """Tell the former address that the account now answers to another one; never raises."""
+    owner = db.session.get(Owner, owner_id)
+    if owner is None:
+        return False
+    with force_locale(_owner_locale(owner.locale)):
+        subject = _("Kiosque : l'adresse de votre compte a changé")
+        body = _("Bonjour,\n\nLe compte Kiosque qui avait l'adresse %(former)s se connecte désormais avec "
+                 "%(email)s, et ses e-mails y partent.\n\nSi ce n'est pas vous, prévenez tout de suite "
+                 "l'exploitant de Kiosque.\n", former=former_email, email=owner.email)
+    return _send_account_email(owner, former_email, subject, body, "email change notice")
+
+
+def _send_account_email(owner: Owner, recipient: str, subject: str, body: str, what: str) -> bool:
+    message = Message(subject, recipients=[recipient], body=body,
+                      extra_headers={"Content-Language": _owner_locale(owner.locale)})
     try:
         _deliver(message)
     except SEND_ERRORS as exc:
-        log.warning("password reset email for owner %s not sent: %s", owner.id, _reason(exc))
+        log.warning("%s for owner %s not sent: %s", what, owner.id, _reason(exc))
         return False
-    log.info("password reset email for owner %s sent", owner.id)
+    log.info("%s for owner %s sent", what, owner.id)
     return True
 
 
@@ -118,6 +148,8 @@ def send_sale_email(order: Order) -> bool:
     """
     if order.email_sent_at is not None:
         return True
+    if order.router.owner.sale_email == SaleEmail.DAILY:
+        return False  # the daily summary tells of it
     # Claim the attempt: of two callers that saw the same count, only one sends.
     claimed = db.session.execute(
         update(Order)
@@ -196,8 +228,9 @@ def retry_unsent_sale_emails(limit: int = 50) -> int:
     # to the mail server: retrying it now could send a second email for the same sale.
     settled = utcnow() - timedelta(seconds=SMTP_EXCHANGES * current_app.config["MAIL_TIMEOUT"])
     pending = db.session.scalars(
-        select(Order)
+        select(Order).join(Owner, Order.owner_id == Owner.id)
         .where(Order.status == OrderStatus.PROVISIONED, Order.email_sent_at.is_(None),
+               Owner.sale_email == SaleEmail.EACH,
                Order.email_attempts < MAX_SALE_EMAIL_ATTEMPTS, Order.provisioned_at < settled)
         .order_by(Order.email_attempts, Order.id)
         .limit(limit)
@@ -211,3 +244,79 @@ def retry_unsent_sale_emails(limit: int = 50) -> int:
             break
         sent += 1
     return sent
+
+
+# -- the daily summary ----------------------------------------------------------------------------------
+
+
+def send_daily_summaries(now: datetime | None = None) -> int:
+    """From DAILY_SUMMARY_HOUR (local time) on, email each owner who chose it the day before's sales.
+
+    Each owner's day is claimed with a conditional update first, so several workers send it
+    once; a failed sending gives the claim back for the next sweep. Returns how many went out.
+    """
+    config = current_app.config
+    local = (now or utcnow()).astimezone(ZoneInfo(config["TIMEZONE"]))
+    if local.hour < config["DAILY_SUMMARY_HOUR"]:
+        return 0
+    day = local.date() - timedelta(days=1)
+    due = db.session.scalars(select(Owner).where(
+        Owner.sale_email == SaleEmail.DAILY, (Owner.summary_day.is_(None)) | (Owner.summary_day < day))).all()
+    sent = 0
+    for owner in due:
+        if not _claim_summary(owner.id, owner.summary_day, day):
+            continue
+        if _send_summary(owner, day):
+            sent += 1
+        else:
+            _claim_summary(owner.id, day, owner.summary_day)  # give the day back
+    return sent
+
+
+def _claim_summary(owner_id: int, expected: date | None, day: date | None) -> bool:
+    """Move the owner's summarized day from `expected` to `day`; False when someone else did first."""
+    current = Owner.summary_day.is_(None) if expected is None else Owner.summary_day == expected
+    claimed = db.session.execute(update(Owner).where(Owner.id == owner_id, current).values(summary_day=day)
+                                 .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return bool(claimed)
+
+
+def _send_summary(owner: Owner, day: date) -> bool:
+    """Send one day's summary; the online sales it tells of count as emailed."""
+    summary = dashboard.day_summary(owner, day)
+    locale = _owner_locale(owner.locale)
+    with force_locale(locale):
+        when = format_date(day, "long")
+        total = price(summary.total.revenue, "XOF")
+        subject = _("Ventes du %(day)s : %(total)s", day=when, total=total)
+        facts = [(_("Total"), total), (_("Tickets"), str(summary.total.tickets))]
+        for title, groups, name_of in ((_("Par routeur"), summary.by_router, str),
+                                       (_("Par forfait"), summary.by_plan, str),
+                                       (_("Par moyen de paiement"), summary.by_provider, sale_channel)):
+            facts += [(f"{title} · {name_of(name)}", f"{price(t.revenue, 'XOF')} ({t.tickets})")
+                      for name, t in sorted(groups.items())]
+        context = {"title": _("Ventes du %(day)s", day=when), "facts": facts, "lang": locale}
+        message = Message(subject, recipients=[owner.email],
+                          body=render_template("emails/sale.txt", **context),
+                          html=render_template("emails/sale.html", **context),
+                          extra_headers={"Content-Language": locale})
+    try:
+        _deliver(message)
+    except SEND_ERRORS as exc:
+        log.warning("daily summary of %s for owner %s not sent: %s", day, owner.id, _reason(exc))
+        return False
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    start = datetime.combine(day, time(), zone)
+    told = db.session.scalars(select(Order.id).where(
+        Order.owner_id == owner.id, Order.status == OrderStatus.PROVISIONED, Order.email_sent_at.is_(None),
+        Order.paid_at >= start, Order.paid_at < start + timedelta(days=1))).all()
+    if told:
+        now = utcnow()
+        db.session.execute(update(Order).where(Order.id.in_(told)).values(email_sent_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.execute(insert(OrderEvent), [{"order_id": i, "at": now, "kind": EventKind.SALE_EMAIL_SENT,
+                                                 "detail": f"daily summary to {owner.email}"} for i in told])
+    db.session.commit()
+    log.info("daily summary of %s for owner %s sent (%s online sales)", day, owner.id, len(told))
+    return True

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Owner, Plan, Router
-from portal.routeros import mikhmon
+from portal.routeros import mikhmon, units
 
 EDITABLE_FIELDS = ("label", "profile", "price", "currency", "time_limit", "data_limit_bytes", "active", "position")
 
@@ -25,9 +25,30 @@ class PlanProposal:
     """A plan read from a Mikhmon user profile, for the owner to accept or not."""
 
     profile: str
-    price: int
+    price: int  # what buyers would pay: Mikhmon's selling price, else its price
     validity: str
     exists: bool
+    label: str  # the plan's name, in words buyers read ("1 heure" for a profile "1h")
+    mikhmon_price: int
+    mikhmon_selling_price: int
+
+
+# A profile named after a duration gets a plan name in words, in the largest whole unit.
+LABEL_UNITS = ((7 * 86400, "semaine", "semaines"), (86400, "jour", "jours"), (3600, "heure", "heures"),
+               (60, "minute", "minutes"))
+
+
+def buyer_label(profile: str) -> str:
+    """"1 heure" for a profile named "1h", "2 jours" for "2d"; any other name as it is."""
+    try:
+        seconds = units.parse_duration(profile)
+    except ValueError:
+        return profile
+    for size, one, many in LABEL_UNITS:
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {one if count == 1 else many}"
+    return profile
 
 
 def owned_plan(owner: Owner, plan_id: int) -> Plan | None:
@@ -72,9 +93,9 @@ def propose_plans(router: Router) -> list[PlanProposal]:
         meta = mikhmon.parse_on_login(profile["on_login"])
         if meta is None or meta.sale_price <= 0:
             continue
-        proposals.append(
-            PlanProposal(profile["name"], meta.sale_price, meta.validity, exists=profile["name"] in taken)
-        )
+        proposals.append(PlanProposal(
+            profile["name"], meta.sale_price, meta.validity, exists=profile["name"] in taken,
+            label=buyer_label(profile["name"]), mikhmon_price=meta.price, mikhmon_selling_price=meta.selling_price))
     return proposals
 
 
@@ -84,8 +105,9 @@ def import_plans(router: Router, profiles: list[str]) -> list[Plan]:
     labels = {p.label for p in router.plans}
     created = []
     for position, proposal in enumerate(chosen, start=len(router.plans)):
-        label = proposal.profile if proposal.profile not in labels else f"{proposal.profile} ({proposal.price})"
+        label = proposal.label if proposal.label not in labels else f"{proposal.label} ({proposal.price})"
         label = label[:60]
+        labels.add(label)
         plan = Plan(
             router=router, label=label, profile=proposal.profile, price=proposal.price,
             currency=router.currency, validity=proposal.validity, position=position,

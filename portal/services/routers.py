@@ -101,6 +101,16 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
     A router put on the tunnel gets its tunnel address and key pair in the same commit; when
     another router took the same address meanwhile, the save is made again with the next one.
     """
+    return commit_retrying(lambda: stage_router(owner, router, values, api_password))
+
+
+def stage_router(owner: Owner, router: Router | None, values: dict, api_password: str, *,
+                 password_required: bool = True) -> Router:
+    """`save_router`'s checks and changes, left in the caller's transaction.
+
+    `password_required`: a new router may come without its API password (a settings file
+    without its secrets); the owner types it on the router form.
+    """
     possible = credentials.name_space(values["user_mode"], values["name_length"], values["charset"])
     if possible < MIN_NAME_SPACE:
         raise RouterSettingsError("name_length", _(
@@ -108,34 +118,30 @@ def save_router(owner: Owner, router: Router | None, values: dict, api_password:
             "pourrait trouver un code valable en essayant. Allongez le code ou prenez plus de caractères "
             "(au moins %(minimum)s codes possibles).",
             count=format_decimal(possible), minimum=format_decimal(MIN_NAME_SPACE)))
-    if router is None and not api_password:
+    if router is None and not api_password and password_required:
         raise RouterSettingsError("api_password", _("Le mot de passe de l'API est obligatoire."))
     tunnelled = values["connection"] == RouterConnection.TUNNEL
     if tunnelled:
         check_tunnel(router, values["port"], values["api_username"], api_password)
     else:
         check_destination(values["host"], values["port"], values["api_username"], api_password)
-
-    def stage() -> Router:
-        clash = db.session.scalar(select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"]))
-        if clash is not None and (router is None or clash != router.id):
-            raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
-        target = router or Router(owner=owner)
-        db.session.add(target)
-        for name in EDITABLE_FIELDS:
-            setattr(target, name, values[name])
-        if api_password:
-            target.api_password = api_password
-        if tunnelled:
-            try:
-                tunnel.stage_identity(target, tunnel.hub())
-            except AddressPoolExhausted:
-                db.session.rollback()
-                raise RouterSettingsError("connection", _(
-                    "Le tunnel de Kiosque n'a plus d'adresse libre : prévenez l'exploitant de ce service.")) from None
-        return target
-
-    return commit_retrying(stage)
+    clash = db.session.scalar(select(Router.id).where(Router.owner_id == owner.id, Router.name == values["name"]))
+    if clash is not None and (router is None or clash != router.id):
+        raise RouterSettingsError("name", _("Vous avez déjà un routeur avec ce nom."))
+    target = router or Router(owner=owner)
+    db.session.add(target)
+    for name in EDITABLE_FIELDS:
+        setattr(target, name, values[name])
+    if api_password or target.api_password is None:
+        target.api_password = api_password
+    if tunnelled:
+        try:
+            tunnel.stage_identity(target, tunnel.hub())
+        except AddressPoolExhausted:
+            db.session.rollback()
+            raise RouterSettingsError("connection", _(
+                "Le tunnel de Kiosque n'a plus d'adresse libre : prévenez l'exploitant de ce service.")) from None
+    return target
 
 
 def check_tunnel(router: Router | None, port: int, api_username: str, api_password: str) -> None:
@@ -269,6 +275,9 @@ def _server_profiles_in_use(router: Router) -> list[dict]:
 def router_warnings(router: Router) -> list[str]:
     """What the owner should fix or know: the worker's last check, the last connection test's facts."""
     warnings = tunnel_warnings(router)
+    if not router.api_password:
+        warnings.append(_("Le mot de passe de l'API n'est pas encore saisi (réglages importés sans secrets) : "
+                          "tapez-le dans « Modifier »."))
     if router.down_since:
         warnings.append(_("Injoignable depuis le %(when)s : les tickets payés entre-temps seront créés à son retour.",
                           when=format_datetime(router.down_since, "short")))

@@ -28,7 +28,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
-from portal.models import EventKind, Order, OrderStatus, Router, utcnow
+from portal.models import EventKind, Order, OrderStatus, PaymentAccount, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
 from portal.services import notifications, provisioning, router_health, tunnel
@@ -146,7 +146,7 @@ def sweep(lanes: Lanes | None = None, *, wait_for_all: bool = False) -> SweepRep
     finally:
         if own:
             lanes.close(wait_for_running=True)
-    report.emails = notifications.retry_unsent_sale_emails()
+    report.emails = notifications.retry_unsent_sale_emails() + notifications.send_daily_summaries()
     report.alerts += alert_stuck_orders()
     return report
 
@@ -186,7 +186,7 @@ def plan_router_work() -> list[RouterWork]:
         work[router_id].retries.append(order_id)
     due_check = now - timedelta(seconds=config["ROUTER_CHECK_EVERY"])
     for router_id in db.session.scalars(select(Router.id).where(
-        Router.accounts.any(), reachable,
+        Router.accounts.any(PaymentAccount.active), reachable,
         or_(Router.down_since.is_not(None), Router.last_contact_at.is_(None), Router.last_contact_at < due_check),
     )):
         work[router_id].check = True

@@ -2,7 +2,8 @@
 
 from typing import Any, ClassVar
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -107,7 +108,8 @@ def load_account(account_id: int) -> PaymentAccount:
 
 def _list_context(**context: Any) -> dict[str, Any]:
     return {"accounts": account_service.owner_accounts(current_user), "providers": PROVIDERS,
-            "webhook_url": account_service.webhook_url, **context}
+            "webhook_url": account_service.webhook_url, "saved_secrets": account_service.saved_secrets,
+            "trial_accounts": account_service.trial_accounts(), **context}
 
 
 @bp.get("/")
@@ -135,10 +137,12 @@ def _edit(provider: str, account: PaymentAccount | None):
     form = account_form(provider, account)
     if form.validate_on_submit():
         try:
-            account_service.save_account(current_user, account, provider, form.values(), form.secrets())
+            saved = account_service.save_account(current_user, account, provider, form.values(), form.secrets())
         except account_service.AccountError as exc:
             form[exc.field].errors.append(str(exc))
         else:
+            if account is None and saved.routers:
+                flash(_("Compte ajouté et proposé sur votre routeur %(router)s.", router=saved.routers[0].name))
             return redirect(url_for(".index"))
     status = 422 if form.errors else 200
     return render_template("owner/account_form.html", form=form, account=account,

@@ -15,7 +15,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from portal.models import RouterConnection
+from portal.models import RouterConnection, SaleEmail
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -59,6 +59,24 @@ class NewPasswordForm(FlaskForm):
                                 message=_l("Entre %(min)d et %(max)d caractères."))])
     confirm = PasswordField(_l("Le même, une seconde fois"), validators=[
         InputRequired(), EqualTo("password", message=_l("Les deux mots de passe diffèrent."))])
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(_l("Votre nom"), validators=[Optional(), Length(max=120), NAME])
+    locale = SelectField(_l("Langue des e-mails"), choices=[SelectChoice("fr", "Français"),
+                                                            SelectChoice("en", "English")])
+    sale_email = SelectField(_l("E-mails de vente"), choices=[
+        SelectChoice(SaleEmail.EACH.value, _l("Un e-mail à chaque vente")),
+        SelectChoice(SaleEmail.DAILY.value, _l("Un résumé par jour, le matin, des ventes de la veille"))])
+
+
+class EmailChangeForm(FlaskForm):
+    email = EmailField(_l("Nouvelle adresse e-mail"), validators=[InputRequired(), Email(), Length(max=254)])
+    current_password = PasswordField(_l("Votre mot de passe actuel"), validators=[InputRequired(), Length(max=200)])
+
+
+class PasswordChangeForm(NewPasswordForm):
+    current_password = PasswordField(_l("Votre mot de passe actuel"), validators=[InputRequired(), Length(max=200)])
 
 
 class RouterForm(FlaskForm):

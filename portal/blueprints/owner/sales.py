@@ -11,6 +11,7 @@ from portal.extensions import db
 from portal.models import Order, OrderStatus
 from portal.payments import PROVIDERS
 from portal.services import dashboard, provisioning
+from portal.services.first_steps import first_steps
 
 bp = Blueprint("sales", __name__)
 
@@ -23,10 +24,11 @@ def require_owner():
 
 @bp.get("/")
 def overview():
-    """Today, 7 and 30 days at a glance, and a chart of daily sales."""
+    """Today, 7 and 30 days at a glance, a chart of daily sales; the steps left until the first sale."""
     days = dashboard.daily(current_user)
     return render_template("owner/dashboard.html", summaries=dashboard.summaries(current_user), days=days,
-                           top=max((t.revenue for _, t in days), default=0))
+                           top=max((t.revenue for _, t in days), default=0),
+                           steps=first_steps(current_user))
 
 
 def _filters() -> tuple[dashboard.OrderFilters, str | None]:
