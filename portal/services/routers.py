@@ -9,6 +9,7 @@ from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal import formatting
 from portal.extensions import db
 from portal.models import Order, Owner, Router, utcnow
 from portal.routeros import credentials, mikhmon
@@ -146,25 +147,24 @@ def delete_router(router: Router) -> None:
     db.session.commit()
 
 
-def describe_router_error(exc: RouterError) -> str:
-    """A French sentence an owner can act on, for any router failure."""
+def failure_facts(exc: RouterError) -> dict[str, str]:
+    """What went wrong with a router call, as plain values a timeline line or an email is written from."""
     if isinstance(exc, RouterAuthFailed):
-        return _("Le routeur refuse l'utilisateur ou le mot de passe de l'API.")
+        return {"failure": "auth"}
     if isinstance(exc, RouterTLSError):
-        return _("La connexion chiffrée (api-ssl) a échoué : certificat refusé ou non reconnu.")
+        return {"failure": "tls"}
     if isinstance(exc, (RouterUnreachable, RouterTimeout)):
-        # One sentence for a closed port, a silent one, a service that is not RouterOS and an
-        # address the egress policy refuses: the test must not tell them apart (port scanning).
-        return _(
-            "Kiosque n'a pas pu ouvrir de session API avec ce routeur : vérifiez l'adresse, le port, "
-            "le pare-feu et que le service API est activé (/ip service)."
-        )
+        return {"failure": "unreachable"}
     if isinstance(exc, RouterCommandError):
-        return _("Le routeur a refusé la commande : %(message)s", message=exc.router_message)
+        return {"failure": "command", "router_message": exc.router_message}
     if isinstance(exc, NameCollisions):
-        return _("Plus aucun code libre avec les réglages des tickets de ce routeur : allongez le code ou "
-                 "prenez plus de caractères.")
-    return _("Erreur de communication avec le routeur.")
+        return {"failure": "names"}
+    return {"failure": "other"}
+
+
+def describe_router_error(exc: RouterError) -> str:
+    """A sentence an owner can act on, in their language, for any router failure."""
+    return formatting.router_failure(**failure_facts(exc))
 
 
 def test_connection(router: Router) -> ConnectionReport:
