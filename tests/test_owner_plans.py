@@ -60,7 +60,7 @@ def test_edit_and_delete_plan(browser, router_server):
     assert response.status_code == 302
     db.session.refresh(plan)
     assert (plan.price, plan.data_limit_bytes, plan.time_limit) == (250, 0, "")
-    assert browser.post(f"/owner/plans/{plan.id}/delete").status_code == 302
+    assert browser.post(f"/owner/plans/{plan.id}/delete").status_code == 303
     assert db.session.scalar(db.select(Plan).where(Plan.id == plan.id)) is None
 
 

@@ -3,8 +3,9 @@ import re
 from sqlalchemy import text
 
 from portal.extensions import db
-from portal.models import Router
+from portal.models import Order, Router
 from tests.conftest import ROUTER_PASSWORD, Listener, free_port, page_text, router_values
+from tests.factories import make_account
 
 # The date handling of stock Mikhmon v3 profiles: month and year by fixed positions of mmm/dd/yyyy.
 STOCK_V3_ON_LOGIN = (
@@ -158,9 +159,27 @@ def test_ticket_settings_sample(browser):
     assert len(pairs) == 3 and all(u.isupper() and p.isdigit() for u, p in pairs)
 
 
-def test_delete_router(browser, router_server):
+def test_delete_router_after_its_confirmation_page(browser, router_server):
     router = add_router(browser, router_server)
-    assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 302
+    page = page_text(browser.get(f"/owner/routers/{router.id}/delete"))
+    assert f"Supprimer le routeur {router.name} ?" in page and "Oui, supprimer" in page
+    assert db.session.scalar(db.select(Router).where(Router.id == router.id)) is not None  # a look deletes nothing
+    assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 303
+    assert db.session.scalar(db.select(Router).where(Router.id == router.id)) is None
+
+
+def test_htmx_deletes_go_to_the_list_and_a_refusal_to_its_confirmation_page(browser, router_server):
+    router = add_router(browser, router_server)
+    db.session.add(Order(intent="i-1", owner_id=router.owner_id, router_id=router.id, account_id=make_account(
+        router.owner).id, provider="fedapay", plan_label="1h", profile="1h", amount=100, currency="XOF"))
+    db.session.commit()
+    refused = browser.post(f"/owner/routers/{router.id}/delete", headers={"HX-Request": "true"})
+    assert refused.headers["HX-Redirect"] == f"/owner/routers/{router.id}/delete"
+    assert "ventes en ligne" in page_text(browser.get(refused.headers["HX-Redirect"]))
+    db.session.execute(db.delete(Order))
+    db.session.commit()
+    done = browser.post(f"/owner/routers/{router.id}/delete", headers={"HX-Request": "true"})
+    assert done.headers["HX-Redirect"] == "/owner/routers/"
     assert db.session.scalar(db.select(Router).where(Router.id == router.id)) is None
 
 

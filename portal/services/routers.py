@@ -138,11 +138,18 @@ def check_destination(host: str, port: int, api_username: str, api_password: str
         pass
 
 
-def delete_router(router: Router) -> None:
-    """Delete a router with its plans and tickets; one that has sold online keeps its history."""
+def deletion_refused(router: Router) -> str | None:
+    """Why the router cannot be deleted, or None: one that has sold online keeps its history."""
     if db.session.scalar(select(Order.id).where(Order.router_id == router.id).limit(1)) is not None:
-        raise RouterSettingsError("delete", _("Ce routeur a des ventes en ligne : son historique est gardé. "
-                                              "Retirez-lui plutôt ses forfaits et ses comptes de paiement."))
+        return _("Ce routeur a des ventes en ligne : son historique est gardé. Retirez-lui plutôt ses forfaits "
+                 "et ses comptes de paiement.")
+    return None
+
+
+def delete_router(router: Router) -> None:
+    """Delete a router with its plans and tickets, unless `deletion_refused` says why not."""
+    if (refusal := deletion_refused(router)) is not None:
+        raise RouterSettingsError("delete", refusal)
     db.session.delete(router)
     db.session.commit()
 

@@ -1,9 +1,11 @@
 """Plan pages: add, change, delete, import from the router's Mikhmon profiles."""
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
+from portal.blueprints.owner import deletion
 from portal.blueprints.owner.forms import PlanForm
 from portal.blueprints.owner.routers import load_router
 from portal.models import Plan, Router
@@ -56,13 +58,15 @@ def _edit(router: Router, plan: Plan | None):
     return render_template("owner/plan_form.html", form=form, router=router, plan=plan), status
 
 
-@bp.post("/plans/<id:plan_id>/delete")
+@bp.route("/plans/<id:plan_id>/delete", methods=("GET", "POST"))
 def delete(plan_id: int):
-    """Delete a plan; tickets already sold keep their plan's name and price."""
+    """Delete a plan once confirmed; tickets already sold keep their plan's name and price."""
     plan = load_plan(plan_id)
-    router_id = plan.router_id
-    plan_service.delete_plan(plan)
-    return redirect(url_for("owner.routers.show", router_id=router_id))
+    return deletion.confirm(
+        question=_("Supprimer le forfait %(name)s ?", name=plan.label),
+        consequence=_("Il disparaît de la page d'achat. Les tickets déjà vendus gardent son nom et son prix."),
+        back=url_for(".edit", plan_id=plan.id), done=url_for("owner.routers.show", router_id=plan.router_id),
+        refusal=None, delete=lambda: plan_service.delete_plan(plan))
 
 
 @bp.route("/routers/<id:router_id>/plans/import", methods=("GET", "POST"))
