@@ -49,7 +49,7 @@ def test_new_router_needs_a_password_and_valid_fields(browser, router_server):
     page = page_text(bad)
     assert bad.status_code == 422
     for message in ("Adresse IP ou nom d'hôte attendu", "Lettres et chiffres seulement",
-                    "Code ISO à trois lettres", "qu'en mode voucher"):
+                    "N'est pas un choix valide", "qu'en mode voucher"):
         assert message in page
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 0
 
@@ -192,3 +192,17 @@ def test_router_list_shows_health(browser, router_server):
     router.down_since = router.last_contact_at
     db.session.commit()
     assert "Injoignable depuis" in page_text(browser.get("/owner/routers/"))
+
+
+def test_the_currency_is_chosen_from_those_the_providers_charge(browser, router_server):
+    page = page_text(browser.get("/owner/routers/new"))
+    options = re.findall(r'<option (selected )?value="([A-Z]{3})">([^<]+)</option>', page)
+    assert [(selected, code) for selected, code, _ in options][:3] == [("selected ", "XOF"), ("", "GNF"), ("", "XAF")]
+    assert "XOF · franc CFA (BCEAO)" in page
+    router = add_router(browser, router_server)
+    router.currency = "EUR"  # typed when the field was free text: kept, not silently swapped on the next save
+    db.session.commit()
+    assert '<option selected value="EUR">' in page_text(browser.get(f"/owner/routers/{router.id}/edit"))
+    assert browser.post(f"/owner/routers/{router.id}/edit", router_values(router_server, currency="EUR")).status_code == 302
+    refused = browser.post(f"/owner/routers/{router.id}/edit", router_values(router_server, currency="BTC"))
+    assert refused.status_code == 422

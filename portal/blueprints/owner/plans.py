@@ -44,7 +44,8 @@ def edit(plan_id: int):
 
 def _edit(router: Router, plan: Plan | None):
     form = PlanForm(obj=plan, currency=router.currency)
-    form.profile.choices = [SelectChoice(name) for name in router.profile_names]
+    # No profile chosen for the owner: "default" first in the list would be picked without a look.
+    form.profile.choices = [SelectChoice("", _("Choisissez un profil"))] + [SelectChoice(n) for n in router.profile_names]
     if plan is not None and request.method == "GET":
         form.data_limit.data = units.format_bytes(plan.data_limit_bytes)
     if form.validate_on_submit():
