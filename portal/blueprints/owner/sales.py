@@ -73,7 +73,7 @@ def export():
     if error:
         return render_template("errors/error.html", code=400, message=error), 400
     body = dashboard.orders_csv(current_user, filters)
-    return Response(body, mimetype="text/csv",
+    return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=kiosque-orders.csv"})
 
 
