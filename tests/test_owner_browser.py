@@ -111,3 +111,94 @@ def test_every_owner_page_passes_axe(app, live, contexts, sales, width):
     found["router form with errors"] = violations(page)
     bad = [f"{path}: {violation}" for path, found_there in found.items() for violation in found_there]
     assert not bad, "\n".join(bad)
+
+
+def inside_the_window(locator, width: int = 360) -> bool:
+    """Shown in full without scrolling sideways: visible, and its box within the window's width."""
+    box = locator.bounding_box()
+    return locator.is_visible() and box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def test_on_a_phone_rows_are_cards_with_nothing_hidden(live, contexts, sales):
+    page = owner_context(contexts, 360).new_page()
+    sign_in(page, live)
+    paid = sales["paid"]
+
+    page.goto(live.url("/owner/orders/"))
+    card = page.locator("tbody tr", has_text=paid.code)
+    cells = card.locator("td")
+    assert cells.nth(0).inner_text() == "ticket livré"  # the status first, then the amount beside it
+    assert cells.nth(1).inner_text() == "200\u00a0FCFA"
+    assert all(inside_the_window(cells.nth(i)) for i in range(cells.count()))
+    assert cells.nth(5).evaluate("td => getComputedStyle(td, '::before').content") == '"Paiement"'  # its column's name
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    card.scroll_into_view_if_needed()
+    box = card.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 10, box["y"] + box["height"] - 6)  # anywhere on the card
+    expect(page.locator("h1")).to_have_text(f"Commande {paid.code}")
+
+    page.goto(live.url(f"/owner/routers/{sales['router'].id}"))
+    for text in ("Modifier", "Créé", "Limites"):
+        assert all(inside_the_window(found) for found in page.get_by_text(text, exact=False).all()), text
+    assert page.locator("table.cards tbody tr").first.evaluate("row => getComputedStyle(row).display") == "grid"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    page.goto(live.url(f"/owner/routers/{sales['router'].id}/plans/import"))
+    validity = page.locator("tbody tr", has_text="1w").locator('td[data-label="Validité"]')
+    assert inside_the_window(validity) and "1w" in validity.inner_text()
+    assert validity.evaluate("td => getComputedStyle(td, '::before').content") == '"Validité"'  # its column's name
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_the_sales_chart_reads_on_a_phone_without_hovering(live, contexts, sales):
+    page = owner_context(contexts, 360).new_page()
+    sign_in(page, live)
+    labels = page.locator("svg.chart text")
+    assert labels.count() == 5  # a date a week, the last one today's
+    sizes = labels.evaluate_all("texts => texts.map(t => t.getBoundingClientRect().height)")
+    assert min(sizes) >= 12, sizes  # was about 7 px: the whole drawing shrank with the page
+    assert all(inside_the_window(labels.nth(i)) for i in range(labels.count()))
+    page.get_by_text("Chiffres par jour").click()  # a tap, never a hover
+    today = page.locator(".chart-figures tbody tr").first
+    expect(today).to_contain_text("200\u00a0FCFA")
+    expect(today.locator("td").nth(2)).to_have_text("1")
+    # The periods: three lines, one in detail, the others one tap away.
+    expect(page.locator("#breakdown h2")).to_have_text("Détail : aujourd'hui")
+    page.get_by_role("link", name=re.compile("30 derniers jours")).click()
+    expect(page.locator("#breakdown h2")).to_have_text("Détail : 30 derniers jours")
+    assert page.evaluate("document.documentElement.scrollHeight") < 1600
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_deleting_asks_first(live, contexts, sales, javascript):
+    page = owner_context(contexts, 360, java_script_enabled=javascript).new_page()
+    sign_in(page, live)
+    extra = Router(owner=sales["router"].owner, name="Ancien", host="192.0.2.10", api_username="a", api_password="p")
+    db.session.add(extra)
+    db.session.commit()
+    extra_id = extra.id
+    still_there = lambda: db.session.scalar(db.select(Router.id).where(Router.id == extra_id)) is not None  # noqa: E731
+    asked, answers = [], [False, True, True]  # the browser's dialogs, and what the owner answers in turn
+    page.on("dialog", lambda dialog: (asked.append(dialog.message),
+                                      dialog.accept() if answers.pop(0) else dialog.dismiss()))
+    page.goto(live.url(f"/owner/routers/{extra_id}"))
+    page.get_by_role("button", name="Supprimer ce routeur").click()
+    if javascript:  # the browser asked, the owner said no: nothing was sent
+        expect(page.locator("h1")).to_have_text("Ancien")
+        assert asked == ["Supprimer le routeur Ancien ?"]
+    else:  # a page asks, and "Annuler" goes back
+        expect(page.locator("h1")).to_have_text("Supprimer le routeur Ancien ?")
+        page.get_by_role("link", name="Annuler").click()
+        expect(page.locator("h1")).to_have_text("Ancien")
+    assert still_there()
+    page.get_by_role("button", name="Supprimer ce routeur").click()
+    if not javascript:
+        page.get_by_role("button", name="Oui, supprimer").click()
+    expect(page.locator("h1")).to_have_text("Vos routeurs")
+    assert not still_there()
+    # A router that sold online cannot go: said on the confirmation page, whichever way it is reached.
+    page.goto(live.url(f"/owner/routers/{sales['router'].id}"))
+    page.get_by_role("button", name="Supprimer ce routeur").click()
+    expect(page.get_by_role("alert")).to_contain_text("Ce routeur a des ventes en ligne")
+    assert db.session.scalar(db.select(Router.id).where(Router.id == sales["router"].id)) is not None
+    assert len(asked) == (3 if javascript else 0)

@@ -23,9 +23,11 @@ def require_owner():
 
 @bp.get("/")
 def overview():
-    """Today, 7 and 30 days at a glance, and a chart of daily sales."""
+    """Today, 7 and 30 days at a glance, one of them in detail, and a chart of daily sales."""
     days = dashboard.daily(current_user)
-    return render_template("owner/dashboard.html", summaries=dashboard.summaries(current_user), days=days,
+    summaries = dashboard.summaries(current_user)
+    chosen = next((s for s in summaries if s.days == request.args.get("days", type=int)), summaries[0])
+    return render_template("owner/dashboard.html", summaries=summaries, chosen=chosen, days=days,
                            top=max((t.revenue for _, t in days), default=0))
 
 
