@@ -111,6 +111,11 @@ class Router(db.Model):
         return [a for a in self.accounts if a.active]
 
     @property
+    def takes_pap(self) -> bool:
+        """Whether the hotspot takes a password in clear (http-pap), as far as the last test could tell."""
+        return not self.login_by or "http-pap" in self.login_by.split(",")
+
+    @property
     def profile_names(self) -> list[str]:
         return [p["name"] for p in self.facts.get("user_profiles", [])]
 

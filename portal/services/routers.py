@@ -237,12 +237,6 @@ def router_warnings(router: Router) -> list[str]:
     if not router.dns_name and unusable_dns_names:
         warnings.append(_("Le nom DNS du profil hotspot lu sur le routeur n'est pas un nom d'hôte valide : Kiosque "
                           "ne l'utilise pas. Corrigez-le sur le routeur, ou saisissez le nom DNS dans les réglages."))
-    if router.login_by and "http-pap" not in router.login_by.split(","):
-        warnings.append(
-            _("Le profil du serveur hotspot n'autorise pas http-pap (login-by : %(login_by)s) : la "
-              "connexion automatique par le navigateur passera par la page login.html générée par Kiosque.",
-              login_by=router.login_by)
-        )
     stock_v3 = [
         p["name"] for p in router.facts.get("user_profiles", [])
         if mikhmon.needs_ros7_warning(router.ros_version, p["on_login"])
