@@ -202,3 +202,15 @@ def test_deleting_asks_first(live, contexts, sales, javascript):
     expect(page.get_by_role("alert")).to_contain_text("Ce routeur a des ventes en ligne")
     assert db.session.scalar(db.select(Router.id).where(Router.id == sales["router"].id)) is not None
     assert len(asked) == (3 if javascript else 0)
+
+
+def test_the_router_page_leads_to_the_kit_and_the_demo_router_saves_as_it_is(live, contexts, sales):
+    page = owner_context(contexts, 360).new_page()
+    sign_in(page, live)
+    router = sales["router"]
+    page.goto(live.url(f"/owner/routers/{router.id}"))
+    install = page.get_by_role("link", name="Installer Kiosque")
+    assert install.get_attribute("class") == "button" and inside_the_window(install)
+    page.goto(live.url(f"/owner/routers/{router.id}/edit"))
+    page.get_by_role("button", name="Enregistrer").click()  # the demo's seeded values pass the form's checks
+    expect(page.locator("h1")).to_have_text(router.name)
