@@ -92,6 +92,7 @@ ROUTER_FAILURES = {
     # the egress policy refuses: the connection test must not tell them apart (port scanning).
     "unreachable": _l("Kiosque n'a pas pu ouvrir de session API avec ce routeur : vérifiez l'adresse, le port, "
                       "le pare-feu et que le service API est activé (/ip service)."),
+    "lost": _l("La session API s'est coupée ou n'a plus répondu à temps : le routeur est peut-être surchargé."),
     "command": _l("Le routeur a refusé la commande : %(message)s"),
     "names": _l("Plus aucun code libre avec les réglages des tickets de ce routeur : allongez le code ou "
                 "prenez plus de caractères."),

@@ -13,11 +13,11 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.extensions import db
-from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router
+from portal.models import Order, OrderStatus, Router
 from portal.services import owners
 from sandbox import demo
 from tests.conftest import CLIENT_IP, CLIENT_MAC, Buyer, latest_order, wait_for
-from tests.test_browser import LAUNCH_ARGS, Live, chromium, contexts, live  # noqa: F401 (fixtures)
+from tests.test_browser import Live, chromium, contexts, live  # noqa: F401 (fixtures)
 
 AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = {360: 740, 1280: 800}

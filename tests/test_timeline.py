@@ -8,7 +8,7 @@ import pytest
 
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderEvent, OrderStatus, Router, utcnow
-from portal.routeros.client import RouterUnreachable
+from portal.routeros.client import RouterConnectionLost, RouterSlow, RouterTimeout, RouterUnreachable
 from portal.services import routers as router_service
 from tests.conftest import Browser, Buyer, latest_order, wait_for
 from tests.factories import make_order, make_router
@@ -94,3 +94,13 @@ def test_lines_recorded_before_lines_had_facts_read_as_their_kind(browser, owner
     db.session.commit()
     page = browser.get(f"/owner/orders/{order.id}").get_data(as_text=True)
     assert lines(page)[0].endswith("paiement refusé ou annulé") and details(page) == ["webhook: failed"]
+
+
+def test_a_session_that_broke_is_not_told_as_a_router_out_of_reach(app):
+    """The router answered before its session broke or went quiet: the address and port are right."""
+    def said(*failures) -> set[str]:
+        return {router_service.describe_router_error(failure("x", host="h", port=1)) for failure in failures}
+
+    lost, out_of_reach = said(RouterConnectionLost, RouterSlow), said(RouterUnreachable, RouterTimeout)
+    assert lost == {"La session API s'est coupée ou n'a plus répondu à temps : le routeur est peut-être surchargé."}
+    assert out_of_reach == {REFUSED}

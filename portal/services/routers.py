@@ -19,7 +19,9 @@ from portal.routeros.client import (
     RouterAuthFailed,
     RouterClient,
     RouterCommandError,
+    RouterConnectionLost,
     RouterError,
+    RouterSlow,
     RouterTimeout,
     RouterTLSError,
     RouterUnreachable,
@@ -160,6 +162,8 @@ def failure_facts(exc: RouterError) -> dict[str, str]:
         return {"failure": "auth"}
     if isinstance(exc, RouterTLSError):
         return {"failure": "tls"}
+    if isinstance(exc, (RouterConnectionLost, RouterSlow)):  # it answered: the address and port are right
+        return {"failure": "lost"}
     if isinstance(exc, (RouterUnreachable, RouterTimeout)):
         return {"failure": "unreachable"}
     if isinstance(exc, RouterCommandError):
