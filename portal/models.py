@@ -143,6 +143,11 @@ class Router(db.Model):
         return [a for a in self.accounts if a.active]
 
     @property
+    def takes_pap(self) -> bool:
+        """Whether the hotspot takes a password in clear (http-pap), as far as the last test could tell."""
+        return not self.login_by or "http-pap" in self.login_by.split(",")
+
+    @property
     def profile_names(self) -> list[str]:
         return [p["name"] for p in self.facts.get("user_profiles", [])]
 
@@ -340,13 +345,28 @@ class EventKind(StrEnum):
     SALE_EMAIL_NOT_SENT = "sale email not sent"
 
 
+class CheckSource(StrEnum):
+    """What made Kiosque ask the provider where a payment stands."""
+
+    WEBHOOK = "webhook"
+    ORDER_PAGE = "order page"
+    BUYER_RETURNED = "buyer returned"
+    WORKER = "worker poll"
+
+
 class OrderEvent(db.Model):
-    """One line of an order's timeline."""
+    """One line of an order's timeline.
+
+    The line is written for its reader from `facts` (amounts, references, what failed: plain
+    values, in no language); `detail` keeps the technical text as it came (an error, a provider's
+    message), shown on demand. Lines recorded before lines had facts have None.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[EventKind] = mapped_column(text_enum(EventKind, 40))
+    facts: Mapped[dict | None] = mapped_column(JSON, default=dict)
     detail: Mapped[str] = mapped_column(String(500), default="")
 
     order: Mapped[Order] = relationship(back_populates="events")

@@ -17,7 +17,8 @@ ROUTER_EGRESS = {"ROUTER_ALLOWED_NETWORKS": "127.0.0.0/8", "ROUTER_ALLOWED_PORTS
 
 
 def mount(app: Flask):
-    """Serve the sandbox providers and hotspot page under /sandbox on this app; returns the providers."""
+    """Serve the sandbox providers and hotspot page under /sandbox on this app (and the hotspot's
+    router login at /login, as on the router's DNS name); returns the providers."""
     from sandbox import hotspot
     from sandbox.providers import ProviderSandbox
 
@@ -25,6 +26,7 @@ def mount(app: Flask):
     app.extensions["kiosque.provider_sandbox"] = providers
     app.register_blueprint(providers.blueprint(), url_prefix=SANDBOX_PREFIX)
     app.register_blueprint(hotspot.bp, url_prefix=SANDBOX_PREFIX + "/hotspot")
+    app.add_url_rule("/login", "sandbox_router_login", hotspot.router_login)
     point_adapters_at(app, providers)
     return providers
 

@@ -23,7 +23,7 @@ from portal.services import routers as router_service
 from sandbox import mount
 from sandbox.routeros import SandboxRouter
 
-EMAIL = "demo@kiosque.local"
+EMAIL = "demo@kiosque.example"
 PASSWORD = "kiosque-demo"
 # (label, Mikhmon profile, price, time limit)
 PLANS = (("1 heure", "1h", 200, "1h"), ("1 jour", "1d", 500, "1d"), ("1 semaine", "1w", 2000, "1w"))
@@ -98,8 +98,9 @@ def stage(app: Flask, base_url: str) -> Stage:
     app.config.update(providers.api_settings())
     router_server = SandboxRouter(password=secrets.token_urlsafe(12)).start()
     app.extensions["kiosque.sandbox_router"] = router_server
+    # The hotspot's DNS name is the app's own host:port, whose /login is the sandbox hotspot's.
     router = seed_shop(router_server.host, router_server.port, router_server.password,
-                       dns_name=base_url.split("://", 1)[1] + "/sandbox/hotspot")
+                       dns_name=base_url.split("://", 1)[1])
     register_accounts(providers, router, base_url)
     return Stage(router_server, router)
 

@@ -8,7 +8,7 @@ login a router takes. It needs the sandbox router the demo started (`kiosque.san
 
 import secrets
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -78,3 +78,8 @@ def login():
     except RouterError as exc:
         error = getattr(exc, "router_message", "") or str(exc)
     return _page("sandbox/hotspot.html", error=error)
+
+
+def router_login():
+    """`/login` on the demo's own host, which is the demo router's hotspot DNS name: the login above."""
+    return redirect(url_for("hotspot.login", **request.args))

@@ -63,9 +63,9 @@ def test_orders_filters_and_timeline(browser, sales):
     all_orders = page_text(browser.get("/owner/orders/"))
     assert all_orders.count("/owner/orders/") >= 5
     paid = page_text(browser.get("/owner/orders/?status=paid"))
-    assert "payée, ticket en cours" in paid and paid.count('class="status-paid"') == 1
+    assert "payée, ticket en cours" in paid and paid.count('class="card-head status-paid"') == 1
     found = page_text(browser.get("/owner/orders/?q=FP-1"))
-    assert found.count('class="status-provisioned"') == 1
+    assert found.count('class="card-head status-provisioned"') == 1
     by_router = page_text(browser.get(f"/owner/orders/?router_id={sales[1].id}"))
     assert by_router.count("<code>") == 1
     old = page_text(browser.get("/owner/orders/?to=" + (datetime.now(ZONE) - timedelta(days=10)).date().isoformat()))
@@ -77,14 +77,29 @@ def test_orders_filters_and_timeline(browser, sales):
     assert "Réessayer maintenant" in detail
 
 
-def test_csv_export_of_filtered_orders(browser, sales):
+def test_csv_export_of_filtered_orders_opens_in_a_french_spreadsheet(browser, sales):
     response = browser.get("/owner/orders.csv?provider=cinetpay")
-    assert response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert sorted(r["amount"] for r in rows) == ["2000", "500"]
-    assert {r["router"] for r in rows} == {"Bar", "Cyber"}
-    phone = next(r["payer_phone"] for r in rows if r["amount"] == "500")
-    assert phone.startswith("'=")  # a formula typed as a phone number stays text in a spreadsheet
+    assert response.mimetype == "text/csv" and response.mimetype_params == {"charset": "utf-8"}
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")  # the byte order mark: Excel reads UTF-8, "Démo" stays "Démo"
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    assert list(rows[0]) == ["Commande", "Créée le", "Payée le", "État", "Routeur", "Forfait", "Montant", "Devise",
+                             "Paiement", "Référence de paiement", "Téléphone du client", "Ticket"]
+    assert sorted(r["Montant"] for r in rows) == ["2000", "500"]
+    assert {r["Routeur"] for r in rows} == {"Bar", "Cyber"}
+    today = next(r for r in rows if r["Montant"] == "500")
+    assert today["État"] == "ticket livré" and today["Paiement"] == "CinetPay"
+    # In the shop's time zone (the fixture's sales are at noon there), as a spreadsheet reads a time.
+    assert today["Payée le"] == datetime.now(ZONE).strftime("%Y-%m-%d") + " 12:" + today["Payée le"][14:]
+    assert today["Payée le"][11:13] == "12"
+    assert today["Téléphone du client"].startswith("'=")  # a formula typed as a phone number stays text
+
+
+def test_csv_export_in_english_is_comma_separated_with_english_headers(browser, sales):
+    browser.get("/lang/en")
+    text = browser.get("/owner/orders.csv?provider=cinetpay").get_data().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["Router"] in ("Bar", "Cyber") and {r["Status"] for r in rows} == {"ticket delivered"}
 
 
 @pytest.mark.parametrize("query", ["to=9999-12-31", "from=9999-12-31", "from=0001-01-01", "to=0001-01-01",
@@ -105,3 +120,13 @@ def test_the_widest_dates_allowed_still_filter(browser, sales):
     assert page.count("<code>") == 5
     rows = list(csv.DictReader(io.StringIO(browser.get(f"/owner/orders.csv?to={dashboard.LAST_DAY}").get_data(as_text=True))))
     assert len(rows) == 5
+
+
+@pytest.mark.parametrize("typed", ["2290197000001", "97 00 00 01", "+229 01 97 00 00 01", "0197000001", "01970"])
+def test_a_phone_is_found_however_it_is_written(browser, sales, typed):
+    page = page_text(browser.get("/owner/orders/", query_string={"q": typed}))
+    assert page.count("<code>") == 1 and "1 heure" in page
+
+
+def test_a_search_is_no_pattern(browser, sales):
+    assert page_text(browser.get("/owner/orders/?q=%25")).count("<code>") == 0

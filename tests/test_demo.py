@@ -10,14 +10,14 @@ from sandbox.routeros import SandboxRouter
 
 def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
     with SandboxRouter(password="first") as first:
-        router = demo.seed_shop(first.host, first.port, "first", dns_name="127.0.0.1:5000/sandbox/hotspot")
-        assert router.identity == "Kiosque-Sandbox" and router.dns_name == "127.0.0.1:5000/sandbox/hotspot"
+        router = demo.seed_shop(first.host, first.port, "first", dns_name="127.0.0.1:5000")
+        assert router.identity == "Kiosque-Sandbox" and router.dns_name == "127.0.0.1:5000"
         assert sorted(a.provider for a in router.accounts) == ["cinetpay", "fedapay", "feexpay"]
         plan = db.session.scalar(db.select(Plan).where(Plan.label == demo.PLANS[0][0]))
         provisioning.sell_by_hand(router, plan)
         assert len(first.users()) == 1
     with SandboxRouter(password="second") as second:
-        again = demo.seed_shop(second.host, second.port, "second", dns_name="127.0.0.1:5000/sandbox/hotspot")
+        again = demo.seed_shop(second.host, second.port, "second", dns_name="127.0.0.1:5000")
         assert again.id == router.id and again.port == second.port and again.api_password == "second"
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 1
     assert db.session.scalar(db.select(db.func.count(Plan.id))) == len(demo.PLANS)
@@ -68,6 +68,11 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
             order = db.session.scalar(db.select(Order).where(Order.code == code))
             assert "Vous êtes connecté" in html.unescape(page.text), (provider, order.status, order.ticket and order.ticket.login_result)
             assert "Vous êtes connecté à Internet" in html.unescape(browser.get(f"{base}/sandbox/hotspot/").text)
+        # The demo router's DNS name is the app's host: its /login is the sandbox hotspot's, as on a router.
+        assert stage.router.dns_name == base.split("://", 1)[1]
+        landing = requests.get(f"{base}/login", params={"username": "nobody", "password": "x"}, timeout=5)
+        assert landing.url == f"{base}/sandbox/hotspot/login?username=nobody&password=x"
+        assert "Vous êtes connecté à Internet" not in html.unescape(landing.text)
     finally:
         server.shutdown()
         stage.router_server.stop()

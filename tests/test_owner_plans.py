@@ -1,3 +1,5 @@
+import re
+
 from portal.extensions import db
 from portal.models import Plan, Router
 from tests.conftest import page_text, router_values
@@ -60,7 +62,7 @@ def test_edit_and_delete_plan(browser, router_server):
     assert response.status_code == 302
     db.session.refresh(plan)
     assert (plan.price, plan.data_limit_bytes, plan.time_limit) == (250, 0, "")
-    assert browser.post(f"/owner/plans/{plan.id}/delete").status_code == 302
+    assert browser.post(f"/owner/plans/{plan.id}/delete").status_code == 303
     assert db.session.scalar(db.select(Plan).where(Plan.id == plan.id)) is None
 
 
@@ -81,3 +83,24 @@ def test_import_plans_from_mikhmon_profiles(browser, router_server):
     # Importing again proposes them as existing and creates nothing more.
     browser.post(f"/owner/routers/{router.id}/plans/import", {"profile": ["1d", "1w"]})
     assert db.session.scalar(db.select(db.func.count(Plan.id))) == 2
+
+
+def test_a_new_plan_has_no_profile_chosen_for_the_owner(browser, router_server):
+    router = router_with_facts(browser, router_server)
+    form = page_text(browser.get(f"/owner/routers/{router.id}/plans/new"))
+    select = re.search(r'<select id="profile" name="profile"[^>]*>(.*?)</select>', form, re.S).group(1)
+    assert select.startswith('<option value="">Choisissez un profil</option>') and "selected" not in select
+    assert '<option value="default">default</option>' in select  # there, not picked
+    response = browser.post(f"/owner/routers/{router.id}/plans/new", plan_values(profile=""))
+    assert response.status_code == 422 and "Choisissez un profil du routeur." in page_text(response)
+
+
+def test_import_ticks_profiles_with_a_validity_and_says_when_a_price_differs(browser, router_server):
+    router = router_with_facts(browser, router_server)
+    browser.post(f"/owner/routers/{router.id}/plans/new", plan_values(label="Un jour", profile="1d", price="400"))
+    page = page_text(browser.get(f"/owner/routers/{router.id}/plans/import"))
+    assert re.findall(r'name="profile" value="([^"]+)" checked', page) == ["1h", "1w"]
+    assert 'name="profile" value="illimite">' in page  # no validity: offered, not ticked
+    assert "Sans validité : ses tickets ne s'arrêteraient jamais." in page
+    assert ("Prix différent : votre forfait est à 400\u00a0FCFA, le profil Mikhmon à 500\u00a0FCFA, que Mikhmon "
+            "affiche et compte. Les acheteurs paient 400\u00a0FCFA.") in page

@@ -244,6 +244,7 @@ FACTS: dict[str, Callable[[object], bool]] = {
     "needs_phone": lambda v: isinstance(v, bool),
     "networks": lambda v: isinstance(v, Mapping) and all(isinstance(n, Network) for n in v.values()),
     "wallets": lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(w, str) and w for w in v),
+    "currencies": lambda v: isinstance(v, tuple) and bool(v) and all(re.fullmatch(r"[A-Z]{3}", c) for c in v),
     "notification_headers": lambda v: isinstance(v, tuple) and all(isinstance(h, str) and h for h in v),
     "guide_buy_path": lambda v: v is None or (isinstance(v, str) and v.startswith("/")),
     "guide_public_id_param": lambda v: isinstance(v, str),
@@ -341,7 +342,7 @@ def test_networks_and_wallets(name):
     for code, network in cls.networks.items():
         assert code == network.code and re.fullmatch(r"[a-z0-9_]+", code)
         assert network.country in DIAL_CODES, "phone numbers get the country's dial code"
-        assert re.fullmatch(r"[A-Z]{3}", network.currency), network.currency
+        assert network.currency in cls.currencies, network.currency
         assert network.wallet in cls.wallets
         assert find_network(code) is network
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from portal.extensions import db, mail
-from portal.models import Order, OrderStatus, Router, utcnow
+from portal.models import CheckSource, EventKind, Order, OrderStatus, Router, utcnow
 from portal.services import worker
 from sandbox.routeros import SandboxRouter
 from tests.conftest import Buyer, latest_order, users_for, wait_for
@@ -37,7 +37,8 @@ def test_a_lost_webhook_is_caught_up_by_polling(shop, live_server, provider_sand
     assert report.polled == 1
     order = latest_order()
     assert order.status == OrderStatus.PROVISIONED and len(users_for(router_server, order)) == 1
-    assert "worker poll" in " ".join(e.detail for e in order.events)
+    paid = next(e for e in order.events if e.kind == EventKind.PAID)
+    assert paid.facts["source"] == CheckSource.WORKER
 
 
 def router_due_again() -> None:
@@ -130,6 +131,11 @@ def test_owner_is_alerted_once_about_a_paid_order_without_ticket(shop, live_serv
         worker.sweep()
     stuck = [m for m in outbox if m.subject.startswith("Ticket en attente")]
     assert len(stuck) == 1 and order.code in stuck[0].body
+    # The router's failure in the connection test's words, never the exception's.
+    assert "Kiosque n'a pas pu ouvrir de session API avec ce routeur" in stuck[0].body
+    assert "Connection refused" not in stuck[0].body
+    down = [m for m in outbox if m.subject == "Routeur Maquis injoignable"]
+    assert all("Kiosque n'a pas pu ouvrir de session API" in m.body for m in down)
     assert latest_order().stuck_alerted_at is not None
 
 

@@ -151,6 +151,8 @@ def owner_pages(browser, base: str, stage: demo.Stage, codes: dict[str, str], wi
         ("router", f"/owner/routers/{router_id}"),
         ("router-form", f"/owner/routers/{router_id}/edit"),
         ("plan-form", f"/owner/plans/{plan_id}/edit"),
+        ("plans-import", f"/owner/routers/{router_id}/plans/import"),
+        ("router-delete", f"/owner/routers/{router_id}/delete"),
         ("accounts", "/owner/accounts/"),
         ("kit", f"/owner/routers/{router_id}/kit"),
     ):

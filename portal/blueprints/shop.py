@@ -222,7 +222,7 @@ def router_login_url(router: Router, ticket, destination: str) -> str:
     base = f"http://{router.dns_name}/login"
     dst = {"dst": destination} if destination else {}
     credentials = {"username": ticket.username, "password": ticket.password}
-    if not router.login_by or "http-pap" in router.login_by.split(","):
+    if router.takes_pap:
         return f"{base}?{urlencode({**credentials, **dst})}"
     return f"{base}?{urlencode(dst)}#{urlencode(credentials)}" if dst else f"{base}#{urlencode(credentials)}"
 

@@ -33,6 +33,12 @@ def api_url_defaults() -> dict[str, str]:
     return {cls.api_url_setting(env): url for cls in PROVIDERS.values() for env, url in cls.api_urls.items()}
 
 
+def currencies() -> tuple[str, ...]:
+    """The currencies plans can be sold in: those of every provider, the usual ones first."""
+    usual = [cls.currencies[0] for cls in PROVIDERS.values()]
+    return tuple(dict.fromkeys(usual + [c for cls in PROVIDERS.values() for c in cls.currencies]))
+
+
 def find_network(code: str) -> Network | None:
     """A network any provider charges, by its code."""
     return next((cls.networks[code] for cls in PROVIDERS.values() if code in cls.networks), None)

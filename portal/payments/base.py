@@ -217,6 +217,7 @@ class PaymentProvider(ABC):
     # Push providers charge a phone on a network the buyer picks; hosted pages need neither.
     needs_phone: ClassVar[bool] = False
     networks: ClassVar[Mapping[str, Network]] = {}
+    currencies: ClassVar[tuple[str, ...]]  # ISO 4217 codes it charges in; the first is its usual one
     wallets: ClassVar[tuple[str, ...]] = ()  # what buyers pay with, by the names they know
     # Headers worth keeping with a stored notification (its signature, besides the usual ones).
     notification_headers: ClassVar[tuple[str, ...]] = ()

@@ -87,6 +87,7 @@ class CinetPay(PaymentProvider):
     checkout_hosts = {"live": ("checkout.cinetpay.com", "robot-checkout.cinetpay.com", "cdn.cinetpay.com",
                                "cdn.socket.io")}
     wallets = ("Orange Money", "MTN MoMo", "Moov Money", "Wave")
+    currencies = CURRENCIES
     notification_headers = ("x-token",)
     guide_buy_path = "/buy-mikhmon-cinetpay"
     guide_public_id_param = "siteid"

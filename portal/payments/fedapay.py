@@ -84,6 +84,7 @@ class FedaPay(PaymentProvider):
                     "cdn.fedapay.com"),
     }
     wallets = ("MTN MoMo", "Moov Money", "Celtiis Cash")
+    currencies = ("XOF", "GNF")  # docs/providers.md#fedapay-amounts-and-currencies
     notification_headers = (SIGNATURE_HEADER.lower(),)
     guide_buy_path = "/buy-mikhmon"
     guide_public_id_param = "pub_key"

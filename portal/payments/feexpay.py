@@ -96,6 +96,7 @@ class FeexPay(PaymentProvider):
     needs_phone = True
     networks = NETWORKS
     wallets = tuple(dict.fromkeys(n.wallet for n in NETWORKS.values()))
+    currencies = tuple(dict.fromkeys(n.currency for n in NETWORKS.values()))
     guide_buy_path = "/buy-mikhmon-feexpay"
     guide_public_id_param = "siteid"
     webhook_setup = N_("À déclarer dans le tableau de bord FeexPay (menu Webhook).")

@@ -151,11 +151,17 @@ def public_id_taken(provider: str, public_id: str, owner: Owner) -> bool:
         PaymentAccount.owner_id != owner.id))))
 
 
-def delete_account(account: PaymentAccount) -> None:
-    """Delete an account no order used: orders keep needing theirs to check their payment."""
+def deletion_refused(account: PaymentAccount) -> str | None:
+    """Why the account cannot be deleted, or None: orders keep needing theirs to check their payment."""
     if db.session.scalar(select(exists().where(Order.account_id == account.id))):
-        raise AccountError(None, _("Des commandes ont été passées avec ce compte : désactivez-le plutôt "
-                                   "que de le supprimer."))
+        return _("Des commandes ont été passées avec ce compte : désactivez-le plutôt que de le supprimer.")
+    return None
+
+
+def delete_account(account: PaymentAccount) -> None:
+    """Delete an account no order used, unless `deletion_refused` says why not."""
+    if (refusal := deletion_refused(account)) is not None:
+        raise AccountError(None, refusal)
     db.session.delete(account)
     db.session.commit()
 

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.numbers import get_decimal_symbol
 from flask import current_app
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
 
+from portal import formatting
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Owner, Router, Ticket, TicketStatus
 
@@ -18,6 +22,7 @@ RECEIVED = (OrderStatus.PAID, OrderStatus.PROVISIONED)
 CASH = "cash"  # the "provider" of tickets sold by hand
 PERIODS = (1, 7, 30)
 PAGE_SIZE = 50
+PHONE_DIGITS = 8  # a phone number's last digits, the same with or without the country code
 # The days the orders list can be filtered on: far wider than any sale, narrow enough that the
 # day after the last one and both ends' local midnights are ordinary timestamps everywhere.
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
@@ -147,8 +152,12 @@ def orders_query(owner: Owner, filters: OrderFilters) -> Select:
         query = query.where(Order.created_at < end)
     if filters.search:
         term = filters.search.strip()
-        query = query.where(or_(Order.code == term.upper(), Order.payer_reference == term,
-                                Order.provider_ref == term, Order.payer_phone.contains(term)))
+        matches = [Order.code == term.upper(), Order.payer_reference == term, Order.provider_ref == term,
+                   Order.payer_phone.contains(term, autoescape=True)]
+        digits = "".join(ch for ch in term if ch.isdigit())
+        if len(digits) >= PHONE_DIGITS:  # a phone, written with or without its country code, as retrieval reads it
+            matches.append(Order.payer_phone.endswith(digits[-PHONE_DIGITS:], autoescape=True))
+        query = query.where(or_(*matches))
     return query
 
 
@@ -158,26 +167,38 @@ def orders_page(owner: Owner, filters: OrderFilters, page: int) -> tuple[list[Or
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
-CSV_COLUMNS = ("code", "created_at", "paid_at", "status", "router", "plan", "amount", "currency", "provider",
-               "payer_reference", "payer_phone", "ticket")
+CSV_COLUMNS = (_l("Commande"), _l("Créée le"), _l("Payée le"), _l("État"), _l("Routeur"), _l("Forfait"),
+               _l("Montant"), _l("Devise"), _l("Paiement"), _l("Référence de paiement"), _l("Téléphone du client"),
+               _l("Ticket"))
 
 
 def orders_csv(owner: Owner, filters: OrderFilters) -> str:
-    """The filtered orders as CSV; cells are defused so a spreadsheet never runs them as formulas."""
+    """The filtered orders as CSV for the spreadsheet of the page's language; cells are defused so
+    that a spreadsheet never runs them as formulas.
+
+    UTF-8 with a byte order mark (without it, Excel reads UTF-8 as the system's code page), `;`
+    between cells where the decimal mark is a comma (as Excel there expects), headers and states
+    in the owner's words, times in the shop's time zone.
+    """
+    locale = get_locale()
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=";" if get_decimal_symbol(locale) == "," else ",")
+    writer.writerow([str(column) for column in CSV_COLUMNS])
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
     for order in db.session.scalars(orders_query(owner, filters)).yield_per(500):
         writer.writerow([_cell(v) for v in (
-            order.code, _iso(order.created_at), _iso(order.paid_at), order.status, order.router.name,
-            order.plan_label, order.amount, order.currency, order.provider, order.payer_reference,
-            order.payer_phone, order.ticket.username if order.ticket else "",
+            order.code, _local(order.created_at, zone), _local(order.paid_at, zone),
+            formatting.order_status(order.status), order.router.name, order.plan_label, order.amount, order.currency,
+            formatting.provider_title(order.provider), order.payer_reference, order.payer_phone,
+            order.ticket.username if order.ticket else "",
         )])
     return out.getvalue()
 
 
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment else ""
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment as spreadsheets read it, in the shop's time zone: 2026-01-31 18:05:00."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
 def _cell(value) -> str:

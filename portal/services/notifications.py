@@ -165,14 +165,14 @@ def send_sale_email(order: Order) -> bool:
         _deliver(_sale_message(order, recipient))
     except SEND_ERRORS as exc:
         reason = _reason(exc)
-        db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_NOT_SENT,
-                                  detail=f"attempt {order.email_attempts}: {reason}"[:500]))
+        db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_NOT_SENT, detail=reason[:500],
+                                  facts={"attempt": order.email_attempts}))
         db.session.commit()
         log.warning("sale email for order %s to %s not sent (attempt %s): %s",
                     order.id, recipient, order.email_attempts, reason)
         return False
     order.email_sent_at = utcnow()
-    db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_SENT, detail=recipient))
+    db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_SENT, facts={"to": recipient}))
     db.session.commit()
     log.info("sale email for order %s sent to %s (attempt %s)", order.id, recipient, order.email_attempts)
     return True

@@ -32,9 +32,13 @@ OPEN = (OrderStatus.CREATED, OrderStatus.PENDING)
 PAYABLE = (*OPEN, OrderStatus.FAILED, OrderStatus.EXPIRED)
 
 
-def record(order: Order, kind: EventKind, detail: str = "") -> None:
-    """Add a line to the order's timeline, with the caller's transaction."""
-    db.session.add(OrderEvent(order_id=order.id, kind=kind, detail=detail[:500]))
+def record(order: Order, kind: EventKind, detail: str = "", **facts) -> None:
+    """Add a line to the order's timeline, with the caller's transaction.
+
+    `facts` are what the line is written from (see formatting.event_line), `detail` the technical
+    text behind it, as it came.
+    """
+    db.session.add(OrderEvent(order_id=order.id, kind=kind, facts=facts, detail=detail[:500]))
     # The id, never the code (it opens the order page and its ticket), nor the detail, which may
     # hold a reference equal to the code.
     log.info("order %s: %s", order.id, kind.value, extra={"order_id": order.id, "event": kind.value})
@@ -107,5 +111,5 @@ def expire(order: Order) -> bool:
     """Give up waiting for the payment; True when this call expired the order."""
     moved = transition(order, OrderStatus.EXPIRED, OPEN)
     if moved:
-        record(order, EventKind.EXPIRED, "no payment in time")
+        record(order, EventKind.EXPIRED)
     return moved

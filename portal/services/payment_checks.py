@@ -12,8 +12,8 @@ from flask import current_app
 from sqlalchemy import or_, update
 
 from portal.extensions import db
-from portal.models import EventKind, Order, OrderStatus, utcnow
-from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus
+from portal.models import CheckSource, EventKind, Order, OrderStatus, utcnow
+from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus, ProviderUnavailable
 from portal.services import provisioning
 from portal.services.accounts import provider_for
 from portal.services.order_state import OPEN, claim_payment, record, transition
@@ -26,7 +26,7 @@ FAILURES = {
 }
 
 
-def check_payment(order: Order, reason: str, adapter: PaymentProvider | None = None) -> None:
+def check_payment(order: Order, source: CheckSource, adapter: PaymentProvider | None = None) -> None:
     """Ask the provider about the order and apply the answer; PaymentError (recorded) if it cannot."""
     if order.provider_ref is None or order.status == OrderStatus.PROVISIONED:
         return
@@ -36,20 +36,21 @@ def check_payment(order: Order, reason: str, adapter: PaymentProvider | None = N
         check = adapter.fetch_status(order.provider_ref, order.code)
     except PaymentError as exc:
         order.last_checked_at, order.last_error = checked_at, str(exc)[:300]
-        record(order, EventKind.STATUS_CHECK_FAILED, f"{reason}: {exc}")
+        cause = "unavailable" if isinstance(exc, ProviderUnavailable) else "refused"
+        record(order, EventKind.STATUS_CHECK_FAILED, str(exc), source=source, cause=cause)
         db.session.commit()
         raise
-    apply_check(order, check, reason, checked_at)
+    apply_check(order, check, source, checked_at)
 
 
-def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: datetime) -> None:
+def apply_check(order: Order, check: PaymentCheck, source: CheckSource, checked_at: datetime) -> None:
     """Apply the provider's answer, once, and make the ticket when it is paid."""
     if check.status == PaymentStatus.PAID:
         if check.amount != order.amount or (check.currency and check.currency != order.currency):
             mismatch = f"paid {check.amount} {check.currency}, expected {order.amount} {order.currency}"
             if order.last_error != mismatch:  # once in the timeline, however often it is polled
                 order.last_error = mismatch
-                record(order, EventKind.AMOUNT_MISMATCH, mismatch)
+                record(order, EventKind.AMOUNT_MISMATCH, amount=check.amount, currency=check.currency)
             order.last_checked_at = checked_at
             db.session.commit()
             return
@@ -57,7 +58,7 @@ def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: date
                               payer_reference=check.payer_reference or order.payer_reference,
                               payer_phone=order.payer_phone or (check.payer_phone or "")[:20])
         if claim is not None:
-            record(order, EventKind.PAID, f"{reason}; reference {check.payer_reference or check.provider_ref}")
+            record(order, EventKind.PAID, source=source, reference=check.payer_reference or check.provider_ref)
             provisioning.provision_claimed(claim, first=True)
         elif order.status == OrderStatus.PAID:  # paid already: make sure someone is on the ticket
             db.session.commit()
@@ -65,7 +66,7 @@ def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: date
         return
     to, kind = FAILURES.get(check.status, (None, None))
     if to and transition(order, to, OPEN, last_checked_at=checked_at):
-        record(order, kind, f"{reason}: {check.status}")
+        record(order, kind, source=source, status=check.status)
     else:
         order.last_checked_at = checked_at
     db.session.commit()
@@ -83,7 +84,7 @@ def poll(order: Order, *, returned: bool = False) -> None:
         last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
         if utcnow() - last_news >= quiet and take_turn(order.id, config["PROVIDER_CHECK_GAP"]):
             try:
-                check_payment(order, "buyer returned" if returned else "order page")
+                check_payment(order, CheckSource.BUYER_RETURNED if returned else CheckSource.ORDER_PAGE)
             except PaymentError:
                 pass  # recorded; the next poll tries again
     elif order.status == OrderStatus.PAID and (order.next_attempt_at is None or order.next_attempt_at <= utcnow()):

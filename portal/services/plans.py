@@ -27,10 +27,24 @@ class PlanProposal:
     profile: str
     price: int  # what buyers would pay: Mikhmon's selling price, else its price
     validity: str
-    exists: bool
+    plan_price: int | None  # the price of the plan this router already has on the profile
     label: str  # the plan's name, in words buyers read ("1 heure" for a profile "1h")
     mikhmon_price: int
     mikhmon_selling_price: int
+
+    @property
+    def exists(self) -> bool:
+        return self.plan_price is not None
+
+    @property
+    def price_differs(self) -> bool:
+        return self.exists and self.plan_price != self.price
+
+    @property
+    def proposed(self) -> bool:
+        """Ticked at first: new, and with a validity (an imported plan has no time limit of its own,
+        so a profile without one would sell tickets that never end)."""
+        return not self.exists and bool(self.validity)
 
 
 # A profile named after a duration gets a plan name in words, in the largest whole unit.
@@ -87,14 +101,14 @@ def delete_plan(plan: Plan) -> None:
 
 def propose_plans(router: Router) -> list[PlanProposal]:
     """One proposal per Mikhmon profile whose on-login header carries a price."""
-    taken = {p.profile for p in router.plans}
+    prices = {p.profile: p.price for p in router.plans}
     proposals = []
     for profile in router.facts.get("user_profiles", []):
         meta = mikhmon.parse_on_login(profile["on_login"])
         if meta is None or meta.sale_price <= 0:
             continue
         proposals.append(PlanProposal(
-            profile["name"], meta.sale_price, meta.validity, exists=profile["name"] in taken,
+            profile["name"], meta.sale_price, meta.validity, prices.get(profile["name"]),
             label=buyer_label(profile["name"]), mikhmon_price=meta.price, mikhmon_selling_price=meta.selling_price))
     return proposals
 

@@ -29,7 +29,7 @@ from portal.routeros import credentials
 from portal.routeros.client import NameCollisions, RouterClient, RouterCommandError, RouterError, router_client
 from portal.services import notifications, router_health
 from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
-from portal.services.routers import router_address
+from portal.services.routers import failure_facts, router_address
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,9 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
             delay = RETRY_BACKOFF[min(order.attempts, len(RETRY_BACKOFF)) - 1]
             next_attempt = max(filter(None, (utcnow() + timedelta(seconds=delay), router.retry_at)))
             if release(claim, next_attempt_at=next_attempt, last_error=str(exc)[:300]):
-                record(order, EventKind.ROUTER_ERROR, f"attempt {order.attempts}: {exc}")
+                record(order, EventKind.ROUTER_ERROR, str(exc), attempt=order.attempts, **failure_facts(exc))
             db.session.commit()
-            _tell_owner(router, change, str(exc))
+            _tell_owner(router, change, failure_facts(exc))
             return
         _mark_created(ticket, user_id)
     change = router_health.answered(router)
@@ -115,22 +115,22 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
     logged_in = log_client_in(ticket, check_first=taken_over)
     if finish(claim, provisioned_at=utcnow(), last_error=""):  # 3.
         if logged_in:
-            record(order, EventKind.CLIENT_LOGGED_IN, order.client_ip)
-        record(order, EventKind.PROVISIONED, f"ticket {ticket.id} on router {order.router_id}")
+            record(order, EventKind.CLIENT_LOGGED_IN)
+        record(order, EventKind.PROVISIONED, router=router.name)
     db.session.commit()
     if order.status == OrderStatus.PROVISIONED:
         deferred.after_response(_email_owner, order.id)
 
 
-def _tell_owner(router: Router, change: router_health.Change | None, error: str = "") -> None:
+def _tell_owner(router: Router, change: router_health.Change | None, failure: dict | None = None) -> None:
     if change is not None:
-        deferred.after_response(_send_router_news, router.id, change, error)
+        deferred.after_response(_send_router_news, router.id, change, failure)
 
 
-def _send_router_news(router_id: int, change: router_health.Change, error: str) -> None:
+def _send_router_news(router_id: int, change: router_health.Change, failure: dict | None) -> None:
     router = db.session.get(Router, router_id)
     if router is not None:
-        router_health.tell_owner(router, change, error)
+        router_health.tell_owner(router, change, failure)
 
 
 def retry_now(order: Order) -> None:
@@ -139,7 +139,7 @@ def retry_now(order: Order) -> None:
         return
     order.next_attempt_at = None
     order.router.retry_at = None  # the owner asks now: the router's backoff does not hold them back
-    record(order, EventKind.RETRY_ASKED, "by the owner")
+    record(order, EventKind.RETRY_ASKED)
     db.session.commit()
     provision_order(order)
 
@@ -171,7 +171,7 @@ def provision_ticket(ticket: Ticket) -> Ticket:
         _note_failure(ticket, exc)
         change = router_health.failed(router) if router_health.counts_against(exc) else None
         db.session.commit()
-        _tell_owner(router, change, str(exc))
+        _tell_owner(router, change, failure_facts(exc))
         raise
     _mark_created(ticket, user_id)
     change = router_health.answered(router)

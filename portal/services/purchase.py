@@ -71,7 +71,7 @@ def start_purchase(router: Router, *, plan_id: int | None, account_id: int | Non
     except IntegrityError:  # the same form submitted twice at once
         db.session.rollback()
         return db.session.scalar(select(Order).where(Order.intent == intent))
-    record(order, EventKind.CREATED, f"{plan.label}, {plan.price} {plan.currency}, {account.provider}")
+    record(order, EventKind.CREATED)
     db.session.commit()
     _start_checkout(order, provider_for(account))
     return order
@@ -90,8 +90,9 @@ def _start_checkout(order: Order, adapter: PaymentProvider) -> None:
     try:
         session = adapter.create_checkout(data)
     except PaymentError as exc:
-        _fail(order, str(exc))
-        if isinstance(exc, ProviderUnavailable):
+        unavailable = isinstance(exc, ProviderUnavailable)
+        _fail(order, str(exc), "unavailable" if unavailable else "refused")
+        if unavailable:
             raise PurchaseError(_("Le service de paiement ne répond pas. Rien n'a été débité : réessayez "
                                   "dans un instant.")) from None
         raise PurchaseError(_("Le paiement n'a pas pu démarrer : %(reason)s",
@@ -101,14 +102,16 @@ def _start_checkout(order: Order, adapter: PaymentProvider) -> None:
                    checkout_url=session.redirect_url or "")
     except IntegrityError:  # a reference this account already has: a provider's test account was reset
         db.session.rollback()
-        _fail(order, f"{order.provider} gave reference {session.provider_ref}, already used by another order")
+        _fail(order, f"{order.provider} gave reference {session.provider_ref}, already used by another order",
+              "duplicate")
         raise PurchaseError(_("Le paiement n'a pas pu démarrer. Rien n'a été débité : réessayez dans un "
                               "instant.")) from None
-    record(order, EventKind.CHECKOUT_STARTED, session.provider_ref)
+    record(order, EventKind.CHECKOUT_STARTED)
     db.session.commit()
 
 
-def _fail(order: Order, reason: str) -> None:
+def _fail(order: Order, reason: str, cause: str) -> None:
+    """The checkout could not start; `cause` says why in a word: unavailable, refused, duplicate."""
     transition(order, OrderStatus.FAILED, (OrderStatus.CREATED,), last_error=reason[:300])
-    record(order, EventKind.CHECKOUT_FAILED, reason)
+    record(order, EventKind.CHECKOUT_FAILED, reason, cause=cause)
     db.session.commit()

@@ -16,6 +16,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, update
 
+from portal import formatting
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Router, utcnow
 from portal.routeros.client import (
@@ -88,11 +89,12 @@ def checked(router: Router) -> Change | None:
     return change
 
 
-def tell_owner(router: Router, change: Change, error: str = "") -> None:
+def tell_owner(router: Router, change: Change, failure: dict | None = None) -> None:
     """Email the router's owner that it went down or came back; never raises.
 
-    A tunnelled router the hub reports without a recent handshake is said to be "tunnel down";
-    when the hub itself stopped reporting, the owner is told the fault is likely Kiosque's.
+    `failure` is what went wrong (routers.failure_facts), told in the connection test's words. A
+    tunnelled router the hub reports without a recent handshake is said to be "tunnel down"; when
+    the hub itself stopped reporting, the owner is told the fault is likely Kiosque's.
     """
     owner = router.owner
     state = tunnel.health(router)
@@ -110,9 +112,9 @@ def tell_owner(router: Router, change: Change, error: str = "") -> None:
                      "retour.", router=router.name)
         elif change == Change.DOWN:
             subject = _("Routeur %(router)s injoignable", router=router.name)
-            body = _("Kiosque n'arrive plus à joindre le routeur %(router)s (%(error)s). Les paiements "
+            body = _("Kiosque n'arrive plus à joindre le routeur %(router)s.\n\n%(error)s\n\nLes paiements "
                      "reçus entre-temps sont gardés : leurs tickets seront créés dès son retour.",
-                     router=router.name, error=error)
+                     router=router.name, error=formatting.router_failure(**(failure or {"failure": "other"})))
         else:
             subject = _("Routeur %(router)s de nouveau joignable", router=router.name)
             body = _("Le routeur %(router)s répond de nouveau. Les tickets en attente sont en cours de création.",

@@ -9,6 +9,7 @@ from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal import formatting
 from portal.extensions import db
 from portal.models import Order, Owner, Router, RouterConnection, utcnow
 from portal.routeros import credentials, mikhmon
@@ -18,7 +19,9 @@ from portal.routeros.client import (
     RouterAuthFailed,
     RouterClient,
     RouterCommandError,
+    RouterConnectionLost,
     RouterError,
+    RouterSlow,
     RouterTimeout,
     RouterTLSError,
     RouterUnreachable,
@@ -198,34 +201,42 @@ def check_credentials_and_port(port: int, api_username: str, api_password: str) 
                                             "%(ports)s.", ports=policy.describe_ports()))
 
 
-def delete_router(router: Router) -> None:
-    """Delete a router with its plans and tickets; one that has sold online keeps its history."""
+def deletion_refused(router: Router) -> str | None:
+    """Why the router cannot be deleted, or None: one that has sold online keeps its history."""
     if db.session.scalar(select(Order.id).where(Order.router_id == router.id).limit(1)) is not None:
-        raise RouterSettingsError("delete", _("Ce routeur a des ventes en ligne : son historique est gardé. "
-                                              "Retirez-lui plutôt ses forfaits et ses comptes de paiement."))
+        return _("Ce routeur a des ventes en ligne : son historique est gardé. Retirez-lui plutôt ses forfaits "
+                 "et ses comptes de paiement.")
+    return None
+
+
+def delete_router(router: Router) -> None:
+    """Delete a router with its plans and tickets, unless `deletion_refused` says why not."""
+    if (refusal := deletion_refused(router)) is not None:
+        raise RouterSettingsError("delete", refusal)
     db.session.delete(router)
     db.session.commit()
 
 
-def describe_router_error(exc: RouterError) -> str:
-    """A French sentence an owner can act on, for any router failure."""
+def failure_facts(exc: RouterError) -> dict[str, str]:
+    """What went wrong with a router call, as plain values a timeline line or an email is written from."""
     if isinstance(exc, RouterAuthFailed):
-        return _("Le routeur refuse l'utilisateur ou le mot de passe de l'API.")
+        return {"failure": "auth"}
     if isinstance(exc, RouterTLSError):
-        return _("La connexion chiffrée (api-ssl) a échoué : certificat refusé ou non reconnu.")
+        return {"failure": "tls"}
+    if isinstance(exc, (RouterConnectionLost, RouterSlow)):  # it answered: the address and port are right
+        return {"failure": "lost"}
     if isinstance(exc, (RouterUnreachable, RouterTimeout)):
-        # One sentence for a closed port, a silent one, a service that is not RouterOS and an
-        # address the egress policy refuses: the test must not tell them apart (port scanning).
-        return _(
-            "Kiosque n'a pas pu ouvrir de session API avec ce routeur : vérifiez l'adresse, le port, "
-            "le pare-feu et que le service API est activé (/ip service)."
-        )
+        return {"failure": "unreachable"}
     if isinstance(exc, RouterCommandError):
-        return _("Le routeur a refusé la commande : %(message)s", message=exc.router_message)
+        return {"failure": "command", "router_message": exc.router_message}
     if isinstance(exc, NameCollisions):
-        return _("Plus aucun code libre avec les réglages des tickets de ce routeur : allongez le code ou "
-                 "prenez plus de caractères.")
-    return _("Erreur de communication avec le routeur.")
+        return {"failure": "names"}
+    return {"failure": "other"}
+
+
+def describe_router_error(exc: RouterError) -> str:
+    """A sentence an owner can act on, in their language, for any router failure."""
+    return formatting.router_failure(**failure_facts(exc))
 
 
 def test_connection(router: Router) -> ConnectionReport:
@@ -294,12 +305,6 @@ def router_warnings(router: Router) -> list[str]:
     if not router.dns_name and unusable_dns_names:
         warnings.append(_("Le nom DNS du profil hotspot lu sur le routeur n'est pas un nom d'hôte valide : Kiosque "
                           "ne l'utilise pas. Corrigez-le sur le routeur, ou saisissez le nom DNS dans les réglages."))
-    if router.login_by and "http-pap" not in router.login_by.split(","):
-        warnings.append(
-            _("Le profil du serveur hotspot n'autorise pas http-pap (login-by : %(login_by)s) : la "
-              "connexion automatique par le navigateur passera par la page login.html générée par Kiosque.",
-              login_by=router.login_by)
-        )
     stock_v3 = [
         p["name"] for p in router.facts.get("user_profiles", [])
         if mikhmon.needs_ros7_warning(router.ros_version, p["on_login"])

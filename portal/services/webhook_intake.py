@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
-from portal.models import EventKind, Order, PaymentAccount, WebhookEvent, utcnow
+from portal.models import CheckSource, EventKind, Order, PaymentAccount, WebhookEvent, utcnow
 from portal.payments import PROVIDERS
 from portal.payments.base import InvalidNotification, PaymentError, ProviderRejected
 from portal.services.accounts import provider_for
@@ -65,10 +65,10 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
         return 200
     event.order_id, event.outcome = order.id, "checked"
     order.notified_at = utcnow()
-    record(order, EventKind.NOTIFIED, f"{provider} says {notice.status_hint or 'something'}")
+    record(order, EventKind.NOTIFIED, status=notice.status_hint)
     db.session.commit()
     try:
-        check_payment(order, "webhook", adapter)
+        check_payment(order, CheckSource.WEBHOOK, adapter)
     except ProviderRejected:
         return 200  # the provider does not know it: a retry cannot help
     except PaymentError:

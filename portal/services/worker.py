@@ -27,14 +27,15 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from portal import formatting
 from portal.extensions import db
-from portal.models import EventKind, Order, OrderStatus, PaymentAccount, Router, utcnow
+from portal.models import CheckSource, EventKind, Order, OrderStatus, PaymentAccount, Router, utcnow
 from portal.payments.base import PaymentError
 from portal.routeros.client import RouterClient, RouterError
 from portal.services import notifications, provisioning, router_health, tunnel
 from portal.services.order_state import OPEN, expire, record
 from portal.services.payment_checks import check_payment, take_turn
-from portal.services.routers import router_address
+from portal.services.routers import failure_facts, router_address
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def serve_router(work: RouterWork) -> SweepReport:
             continue
         order = db.session.get(Order, order_id, populate_existing=True)
         try:
-            check_payment(order, "worker poll")
+            check_payment(order, CheckSource.WORKER)
         except PaymentError as exc:
             _act("poll failed", order_id=order.id, error=type(exc).__name__)
             continue
@@ -252,13 +253,13 @@ def check_router(router: Router) -> router_health.Change | None:
     A tunnelled router whose tunnel the hub reports down is down without a try: nothing can
     reach it, and a try would only wait out the timeout.
     """
-    error = ""
+    failure = None
     state = tunnel.health(router)
     if state == tunnel.TunnelHealth.HUB_SILENT:
         log.warning("router %s is on the WireGuard hub, which has not reported for %.0f s: is `flask vpn watch` "
                     "running?", router.id, tunnel.HUB_SILENT_AFTER)
     if state in (tunnel.TunnelHealth.WAITING, tunnel.TunnelHealth.DOWN):
-        error = "tunnel down"
+        failure = {"failure": "unreachable"}
         change = router_health.failed(router)
     else:
         client = RouterClient(router_address(router))
@@ -266,14 +267,14 @@ def check_router(router: Router) -> router_health.Change | None:
             client.facts()
             change = router_health.checked(router)
         except RouterError as exc:
-            error = str(exc)
+            failure = failure_facts(exc)
             change = router_health.failed(router) if router_health.counts_against(exc) else router_health.checked(router)
         finally:
             client.close()
     db.session.commit()
-    _act("router check", router_id=router.id, reachable=not error)
+    _act("router check", router_id=router.id, reachable=failure is None)
     if change is not None:
-        router_health.tell_owner(router, change, error)
+        router_health.tell_owner(router, change, failure)
     return change
 
 
@@ -311,13 +312,14 @@ def alert_stuck_orders() -> list[str]:
         owner = order.router.owner
         with force_locale(owner.locale or "fr"):
             subject = _("Ticket en attente sur %(router)s", router=order.router.name)
-            body = _("Un client a payé %(amount)s %(currency)s (commande %(code)s) il y a plus de 10 minutes, "
-                     "mais son ticket n'a pas encore pu être créé sur %(router)s : %(error)s. Kiosque "
-                     "réessaie tout seul ; vérifiez que le routeur est joignable.",
-                     amount=order.amount, currency=order.currency, code=order.code, router=order.router.name,
-                     error=order.last_error or "—")
+            body = _("Un client a payé %(amount)s (commande %(code)s) il y a plus de 10 minutes, mais son ticket "
+                     "n'a pas encore pu être créé sur %(router)s.\n\n%(error)s\n\nKiosque réessaie tout seul ; "
+                     "vérifiez que le routeur est joignable.",
+                     amount=formatting.price(order.amount, order.currency), code=order.code,
+                     router=order.router.name, error=formatting.order_problem(order))
         notifications.send_alert(order.router.notify_email or owner.email, subject, body)
-        record(order, EventKind.OWNER_ALERTED, "paid without a ticket for 10 minutes")
+        record(order, EventKind.OWNER_ALERTED, to=order.router.notify_email or owner.email,
+               minutes=current_app.config["STUCK_ORDER_ALERT_AFTER"] // 60)
         db.session.commit()
         sent.append(f"stuck order {order.id}")
         _act("alert stuck order", order_id=order.id)

@@ -14,6 +14,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal import htmx
 from portal.blueprints import positive_int
+from portal.blueprints.owner import deletion
 from portal.blueprints.owner.forms import NAME
 from portal.blueprints.owner.routers import load_router
 from portal.formatting import network_title
@@ -149,17 +150,15 @@ def _edit(provider: str, account: PaymentAccount | None):
                            provider=PROVIDERS[provider]), status
 
 
-@bp.post("/<id:account_id>/delete")
+@bp.route("/<id:account_id>/delete", methods=("GET", "POST"))
 def delete(account_id: int):
-    """Delete an account that no order used."""
+    """Delete an account that no order used, once confirmed."""
     account = load_account(account_id)
-    try:
-        account_service.delete_account(account)
-    except account_service.AccountError as exc:
-        form = account_form(account.provider, account, formdata=None)
-        return render_template("owner/account_form.html", form=form, account=account,
-                               provider=PROVIDERS[account.provider], delete_error=str(exc)), 409
-    return redirect(url_for(".index"))
+    return deletion.confirm(
+        question=_("Supprimer le compte de paiement %(name)s ?", name=account.label),
+        consequence=_("Ses clés sont effacées de Kiosque et les routeurs qui le proposaient ne le proposent plus."),
+        back=url_for(".edit", account_id=account.id), done=url_for(".index"),
+        refusal=account_service.deletion_refused(account), delete=lambda: account_service.delete_account(account))
 
 
 @bp.post("/<id:account_id>/check")

@@ -1,5 +1,6 @@
 """Owner forms (Flask-WTF: CSRF on every one)."""
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
@@ -16,6 +17,7 @@ from wtforms.validators import (
 )
 
 from portal.models import RouterConnection, SaleEmail
+from portal.payments import currencies
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -36,6 +38,17 @@ MODE_CHOICES = [SelectChoice("vc", _l("Voucher : code unique (identifiant = mot 
                 SelectChoice("up", _l("Identifiant et mot de passe"))]
 HOST = Regexp(HOST_PATTERN, message=_l("Adresse IP ou nom d'hôte attendu."))
 NAME = Regexp(r"^[^\x00-\x1f]+$", message=_l("Caractères non autorisés."))
+
+
+def currency_choices(form, field) -> list[SelectChoice]:
+    """The currencies the payment providers charge in, named in the page's language.
+
+    A currency saved before stays selectable, so that saving other changes never swaps it.
+    """
+    saved = field.object_data
+    codes = currencies() + ((saved,) if saved and saved not in currencies() else ())
+    names = get_locale().currencies
+    return [SelectChoice(code, f"{code} · {names.get(code, code)}") for code in codes]
 
 
 def no_control_character(form, field):
@@ -100,8 +113,7 @@ class RouterForm(FlaskForm):
     charset = SelectField(_l("Caractères"), choices=CHARSET_CHOICES, default="lower")
     prefix = StringField(_l("Préfixe (facultatif)"), validators=[
         Optional(), Length(max=6), Regexp(r"^[A-Za-z0-9]*$", message=_l("Lettres et chiffres seulement."))])
-    currency = StringField(_l("Devise"), default="XOF", validators=[
-        InputRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Code ISO à trois lettres, ex. XOF."))])
+    currency = SelectField(_l("Devise"), default="XOF", choices=currency_choices)
     notify_email = EmailField(_l("E-mail pour les notifications de vente"),
                               validators=[Optional(), Email(), Length(max=254)])
 
@@ -128,10 +140,9 @@ class RouterForm(FlaskForm):
 class PlanForm(FlaskForm):
     label = StringField(_l("Nom du forfait"), validators=[InputRequired(), Length(max=60), NAME])
     profile = SelectField(_l("Profil Mikhmon"), choices=[], validate_choice=False,
-                          validators=[InputRequired()])
+                          validators=[InputRequired(message=_l("Choisissez un profil du routeur."))])
     price = IntegerField(_l("Prix"), validators=[InputRequired(), NumberRange(min=1, max=10_000_000)])
-    currency = StringField(_l("Devise"), default="XOF", validators=[
-        InputRequired(), Regexp(r"^[A-Z]{3}$", message=_l("Code ISO à trois lettres, ex. XOF."))])
+    currency = SelectField(_l("Devise"), default="XOF", choices=currency_choices)
     time_limit = StringField(_l("Durée de connexion (ex. 30m, 1h, 1d2h, 1w ; vide = illimitée)"),
                              validators=[Optional(), Length(max=20)])
     data_limit = StringField(_l("Volume de données (ex. 500M, 1G ; 0 = illimité)"), default="0",

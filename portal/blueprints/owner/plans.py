@@ -1,9 +1,11 @@
 """Plan pages: add, change, delete, import from the router's Mikhmon profiles."""
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms.fields.choices import SelectChoice
 
+from portal.blueprints.owner import deletion
 from portal.blueprints.owner.forms import PlanForm
 from portal.blueprints.owner.routers import load_router
 from portal.models import Plan, Router
@@ -42,7 +44,8 @@ def edit(plan_id: int):
 
 def _edit(router: Router, plan: Plan | None):
     form = PlanForm(obj=plan, currency=router.currency)
-    form.profile.choices = [SelectChoice(name) for name in router.profile_names]
+    # No profile chosen for the owner: "default" first in the list would be picked without a look.
+    form.profile.choices = [SelectChoice("", _("Choisissez un profil"))] + [SelectChoice(n) for n in router.profile_names]
     if plan is not None and request.method == "GET":
         form.data_limit.data = units.format_bytes(plan.data_limit_bytes)
     if form.validate_on_submit():
@@ -56,13 +59,15 @@ def _edit(router: Router, plan: Plan | None):
     return render_template("owner/plan_form.html", form=form, router=router, plan=plan), status
 
 
-@bp.post("/plans/<id:plan_id>/delete")
+@bp.route("/plans/<id:plan_id>/delete", methods=("GET", "POST"))
 def delete(plan_id: int):
-    """Delete a plan; tickets already sold keep their plan's name and price."""
+    """Delete a plan once confirmed; tickets already sold keep their plan's name and price."""
     plan = load_plan(plan_id)
-    router_id = plan.router_id
-    plan_service.delete_plan(plan)
-    return redirect(url_for("owner.routers.show", router_id=router_id))
+    return deletion.confirm(
+        question=_("Supprimer le forfait %(name)s ?", name=plan.label),
+        consequence=_("Il disparaît de la page d'achat. Les tickets déjà vendus gardent son nom et son prix."),
+        back=url_for(".edit", plan_id=plan.id), done=url_for("owner.routers.show", router_id=plan.router_id),
+        refusal=None, delete=lambda: plan_service.delete_plan(plan))
 
 
 @bp.route("/routers/<id:router_id>/plans/import", methods=("GET", "POST"))

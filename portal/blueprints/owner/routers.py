@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from portal import htmx
 from portal.blueprints import positive_int
+from portal.blueprints.owner import deletion
 from portal.blueprints.owner.forms import RouterForm
 from portal.extensions import db, limiter
 from portal.models import Plan, Router, Ticket
@@ -93,15 +94,16 @@ def _samples(mode, length, charset, prefix) -> list[credentials.Credentials]:
         return []
 
 
-@bp.post("/<id:router_id>/delete")
+@bp.route("/<id:router_id>/delete", methods=("GET", "POST"))
 def delete(router_id: int):
-    """Delete a router with its plans."""
+    """Delete a router with its plans, once confirmed."""
     router = load_router(router_id)
-    try:
-        router_service.delete_router(router)
-    except router_service.RouterSettingsError as exc:
-        return _router_page(router, delete_error=str(exc), status=409)
-    return redirect(url_for(".index"))
+    return deletion.confirm(
+        question=_("Supprimer le routeur %(name)s ?", name=router.name),
+        consequence=_("Ses forfaits et la liste de ses tickets sont effacés de Kiosque. Les utilisateurs hotspot "
+                      "déjà créés restent sur le routeur."),
+        back=url_for(".show", router_id=router.id), done=url_for(".index"),
+        refusal=router_service.deletion_refused(router), delete=lambda: router_service.delete_router(router))
 
 
 @bp.get("/<id:router_id>")
@@ -110,13 +112,12 @@ def show(router_id: int):
     return _router_page(load_router(router_id))
 
 
-def _router_page(router: Router, report: router_service.ConnectionReport | None = None, *,
-                 delete_error: str | None = None, status: int = 200):
+def _router_page(router: Router, report: router_service.ConnectionReport | None = None, *, status: int = 200):
     tickets = db.session.scalars(
         db.select(Ticket).where(Ticket.router_id == router.id).order_by(Ticket.id.desc()).limit(20)
     ).all()
     return render_template("owner/router.html", router=router, tickets=tickets, report=report,
-                           warnings=router_service.router_warnings(router), delete_error=delete_error,
+                           warnings=router_service.router_warnings(router),
                            accounts=account_service.owner_accounts(current_user)), status
 
 

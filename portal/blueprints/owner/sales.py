@@ -24,11 +24,13 @@ def require_owner():
 
 @bp.get("/")
 def overview():
-    """Today, 7 and 30 days at a glance, a chart of daily sales; the steps left until the first sale."""
+    """Today, 7 and 30 days at a glance, one of them in detail, a chart of daily sales; the steps left
+    until the first sale."""
     days = dashboard.daily(current_user)
-    return render_template("owner/dashboard.html", summaries=dashboard.summaries(current_user), days=days,
-                           top=max((t.revenue for _, t in days), default=0),
-                           steps=first_steps(current_user))
+    summaries = dashboard.summaries(current_user)
+    chosen = next((s for s in summaries if s.days == request.args.get("days", type=int)), summaries[0])
+    return render_template("owner/dashboard.html", summaries=summaries, chosen=chosen, days=days,
+                           top=max((t.revenue for _, t in days), default=0), steps=first_steps(current_user))
 
 
 def _filters() -> tuple[dashboard.OrderFilters, str | None]:
@@ -75,7 +77,7 @@ def export():
     if error:
         return render_template("errors/error.html", code=400, message=error), 400
     body = dashboard.orders_csv(current_user, filters)
-    return Response(body, mimetype="text/csv",
+    return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=kiosque-orders.csv"})
 
 
