@@ -196,7 +196,7 @@ def test_get_the_code_back_from_the_payment_reference(live, contexts, shots):
     wait_online(page, shots)
     page.close()
     order = live.latest_order()
-    assert order.payer_reference and order.payer_phone == PHONE
+    assert order.payer_reference and order.payer_phone == "+" + PHONE  # kept in E.164
 
     page = context.new_page()
     page.goto(live.url("/retrieve"))
