@@ -65,7 +65,8 @@ def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: date
             db.session.commit()
             provisioning.provision_order(order)
         return
-    if check.status == PaymentStatus.PENDING:  # an unknown order's request did reach the provider
+    if check.status == PaymentStatus.PENDING and order.status == OrderStatus.UNKNOWN:
+        # Its request did reach the provider after all: the buyer is being asked to pay.
         (to, kind), from_ = (OrderStatus.PENDING, EventKind.CHECKOUT_STARTED), (OrderStatus.UNKNOWN,)
     else:
         (to, kind), from_ = FAILURES.get(check.status, (None, None)), OPEN
