@@ -91,6 +91,7 @@ KNOBS: dict[str, Any] = {
     # Payments are created, then the answer is lost: 502, as from a proxy in front of a dead host.
     "outage_after_create": False,
     "outage_drops_connection": False,  # with an outage: close the connection instead (standalone server)
+    "api_latency": 0.0,  # seconds each API call waits before it is answered (a provider far away)
     "fedapay_event_key": "name",  # "name" (webhooks) or "type" (events API)
     "cinetpay_ipn_fields": "full",  # "full", "no_error_message" or "ids_only" (the 2021 draft)
     "cinetpay_ping": False,  # a GET without data to notify_url before each IPN
@@ -235,6 +236,7 @@ class ProviderSandbox:
     outage: bool
     outage_after_create: bool
     outage_drops_connection: bool
+    api_latency: float
     fedapay_event_key: str
     cinetpay_ipn_fields: str
     cinetpay_ping: bool
@@ -478,12 +480,14 @@ class ProviderSandbox:
         return root + url_for(endpoint, **values)
 
     def _api(self, view: Callable[..., Any], *, creates: bool = False) -> Callable[..., Any]:
-        """Wrap an API view (not a page) so the outage knobs reach it; `creates`: it makes a payment."""
+        """Wrap an API view (not a page) so the outage and latency knobs reach it; `creates`: it makes a payment."""
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.api_calls[view.__name__.lstrip("_")] += 1
+            if self.api_latency > 0:
+                self._stopping.wait(self.api_latency)
             if self.outage:
                 return self._down(503, "Service Temporarily Unavailable")
             answer = view(*args, **kwargs)
