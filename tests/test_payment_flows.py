@@ -326,6 +326,17 @@ def test_a_number_the_provider_refuses_is_explained_in_french(app, shop, live_se
     assert "MTN MoMo (Bénin) refuse ce numéro" in field_error(page, "phone")
 
 
+@pytest.mark.parametrize("provider, setting", [("feexpay", "FEEXPAY_API_URL"), ("fedapay", "FEDAPAY_SANDBOX_API_URL")])
+def test_keys_the_provider_refuses_are_no_buyer_s_fault(app, shop, live_server, receiver, provider, setting):
+    receiver.status, receiver.body = 401, json.dumps({"message": "Unauthorized"})
+    app.config[setting] = receiver.url("")
+    answer = Buyer(live_server, shop).buy(provider)
+    page = page_text(answer)
+    assert answer.status_code == 422 and "Unauthorized" not in page and "HTTP 401" not in page
+    assert "Ce moyen de paiement n'est pas disponible pour le moment. Rien n'a été débité" in page
+    assert latest_order().status == OrderStatus.FAILED
+
+
 def test_a_hosted_page_provider_takes_an_optional_number_in_any_form(shop, live_server, provider_sandbox):
     buyer = Buyer(live_server, shop)
     assert buyer.buy("fedapay", phone="", network="").status_code == 303

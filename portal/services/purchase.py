@@ -20,7 +20,14 @@ from portal.extensions import db
 from portal.formatting import network_title
 from portal.models import EventKind, Order, OrderStatus, PaymentAccount, Plan, Router
 from portal.payments import PROVIDERS, phones
-from portal.payments.base import Network, OrderData, PaymentError, PaymentProvider, ProviderUnavailable
+from portal.payments.base import (
+    KeysRefused,
+    Network,
+    OrderData,
+    PaymentError,
+    PaymentProvider,
+    ProviderUnavailable,
+)
 from portal.services.accounts import provider_for
 from portal.services.order_state import record, transition
 
@@ -182,6 +189,9 @@ def _refused(exc: PaymentError, adapter: PaymentProvider, network: Network | Non
              amount: int) -> PurchaseError:
     """The provider's refusal in the buyer's words, next to the field it is about."""
     named = network_title(network.code) if network else adapter.title
+    if isinstance(exc, KeysRefused):  # the owner's keys: the buyer can only pay another way, or later
+        return PurchaseError(_("Ce moyen de paiement n'est pas disponible pour le moment. Rien n'a été débité : "
+                               "choisissez-en un autre ou réessayez plus tard."), field="account_id")
     if exc.code == "phone":
         country = network.country if network else current_app.config["PHONE_COUNTRY"]
         return PurchaseError(_("%(network)s refuse ce numéro. Vérifiez-le (exemple : %(example)s) ou choisissez "
