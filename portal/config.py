@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from portal.payments import api_url_defaults
+from portal.payments import api_url_defaults, phones
 from portal.routeros.egress import DEFAULT_PORTS, EgressPolicy
 from portal.wireguard import DEFAULT_INTERFACE, HubSettings, WireGuardError
 
@@ -48,6 +48,12 @@ DEFAULTS = {
     "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
+    # Seconds without news before a failed order that may still be paid late (it has a payment at
+    # the provider and is younger than ORDER_TTL) is asked about again, by its page or the worker.
+    "FAILED_ORDER_POLL_AFTER": 60,
+    # The country (ISO 3166 code) whose national numbers buyers type when no network says otherwise
+    # (hosted-page providers, retrieval); numbers with their country code are read as such anywhere.
+    "PHONE_COUNTRY": "bj",
     "PROVIDER_CHECK_GAP": 1,  # seconds: whatever asks (page, return), one order's provider at most this often
     # The worker (seconds): sweep interval; quiet time before it polls a provider; how long an
     # order may stay unpaid; when a paid order without ticket alerts the owner; router checks.
@@ -124,6 +130,9 @@ def load(app: Flask, overrides: dict | None) -> None:
     if app.config["ORDER_CLAIM_SECONDS"] <= 2 * app.config["ROUTER_TIMEOUT"]:
         raise ConfigurationError("PORTAL_ORDER_CLAIM_SECONDS must exceed twice PORTAL_ROUTER_TIMEOUT: a claim "
                                  "must outlast a router call and its one retry.")
+    if not phones.known_country(app.config["PHONE_COUNTRY"]):
+        raise ConfigurationError(f"PORTAL_PHONE_COUNTRY {app.config['PHONE_COUNTRY']!r} is not a country code "
+                                 "such as bj, ci or sn.")
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'kiosque.db'}"
     if app.config["ENV"] == "production":

@@ -59,6 +59,7 @@ def network_title(code: str) -> str:
 
 ORDER_STATUSES = {
     OrderStatus.CREATED: _l("créée"), OrderStatus.PENDING: _l("en attente de paiement"),
+    OrderStatus.UNKNOWN: _l("demande sans réponse du fournisseur"),
     OrderStatus.PAID: _l("payée, ticket en cours"), OrderStatus.PROVISIONED: _l("ticket livré"),
     OrderStatus.FAILED: _l("échouée"), OrderStatus.EXPIRED: _l("expirée"),
 }
@@ -71,7 +72,9 @@ def order_status(status: OrderStatus) -> str:
 
 EVENT_KINDS = {
     EventKind.CREATED: _l("commande créée"), EventKind.CHECKOUT_STARTED: _l("paiement commencé"),
-    EventKind.CHECKOUT_FAILED: _l("paiement non démarré"), EventKind.NOTIFIED: _l("notification du fournisseur"),
+    EventKind.CHECKOUT_FAILED: _l("paiement non démarré"),
+    EventKind.CHECKOUT_UNANSWERED: _l("demande de paiement sans réponse"),
+    EventKind.NOTIFIED: _l("notification du fournisseur"),
     EventKind.STATUS_CHECK_FAILED: _l("vérification impossible"), EventKind.PAID: _l("paiement confirmé"),
     EventKind.AMOUNT_MISMATCH: _l("montant différent"), EventKind.FAILED: _l("paiement refusé ou annulé"),
     EventKind.EXPIRED: _l("expirée"), EventKind.ROUTER_ERROR: _l("routeur injoignable"),
@@ -143,6 +146,9 @@ def event_line(event: OrderEvent) -> str:
                 return _("Le paiement n'a pas pu commencer : %(provider)s a donné une référence déjà utilisée "
                          "par une autre commande.", provider=provider)
             return _("Le paiement n'a pas pu commencer : %(provider)s a refusé la demande.", provider=provider)
+        case EventKind.CHECKOUT_UNANSWERED:
+            return _("%(provider)s n'a pas répondu à la demande de paiement, qui a pu arriver sur le téléphone de "
+                     "l'acheteur : Kiosque attend que le paiement se manifeste.", provider=provider)
         case EventKind.NOTIFIED:
             if facts.get("status") in PAYMENT_STATUSES:
                 return _("Notification de %(provider)s : paiement %(status)s. Kiosque vérifie.", provider=provider,

@@ -254,6 +254,7 @@ class PaymentAccount(db.Model):
 class OrderStatus(StrEnum):
     CREATED = "created"  # saved, checkout not started yet
     PENDING = "pending"  # the buyer is paying
+    UNKNOWN = "unknown"  # the checkout's answer was lost: the buyer's phone may be asked to pay all the same
     PAID = "paid"  # the provider confirmed the money; the ticket is being made
     PROVISIONED = "provisioned"  # the ticket is on the router
     FAILED = "failed"  # declined, cancelled, or the checkout could not start
@@ -330,6 +331,7 @@ class EventKind(StrEnum):
     CREATED = "created"
     CHECKOUT_STARTED = "checkout started"
     CHECKOUT_FAILED = "checkout failed"
+    CHECKOUT_UNANSWERED = "checkout unanswered"
     NOTIFIED = "notified"
     STATUS_CHECK_FAILED = "status check failed"
     PAID = "paid"

@@ -15,10 +15,11 @@ The app mounts `blueprint()` under /sandbox; `start()` serves it alone on a loop
     CinetPay  /sandbox/cinetpay/v2/payment                                POST create
               /sandbox/cinetpay/v2/payment/check                          POST status
               /sandbox/cinetpay/payment/<token>                           hosted checkout page
-    FeexPay   /sandbox/feexpay/api/transactions/public/requesttopay/<network>    POST push
+    FeexPay   /sandbox/feexpay/api/transactions/public/requesttopay/<network>    POST push, page or code
               /sandbox/feexpay/api/transactions/public/single/status/<reference> GET status
               /sandbox/feexpay/phone                                      pending pushes, by phone
               /sandbox/feexpay/phone/<reference>                          the phone's confirmation prompt
+              /sandbox/feexpay/pay/<reference>                            a network's payment page (Wave, Orange)
     Control   /sandbox/control/<provider>/<ref>/<approve|decline|cancel>  POST: settle without a browser
               /sandbox/control/<provider>/transactions                    GET: the transactions as JSON
               /sandbox/control/knobs                                      GET, or POST a JSON object to set knobs
@@ -31,6 +32,11 @@ Behaviours the reference leaves open, and what the sandbox does:
   ("Unauthenticated.", "The given data was invalid.") and FeexPay's SDK messages.
 - CinetPay's code for checking an unknown transaction is not documented: HTTP 400, code 404.
 - FedaPay sends no `transaction.created` webhook at creation (`out_of_order` sends one late).
+- FeexPay's networks follow one reading each of docs/providers.md#feexpay-networks (a push, a
+  payment page, or a payment code first); the `feexpay_flow` knob gives every network another.
+  Its words for a missing code are not documented: "An OTP code is required for this network".
+  Its payment pages send the buyer back to `return_url` (`cancel_url` on cancel) with nothing
+  added, as nothing is documented.
 """
 
 from __future__ import annotations
@@ -78,19 +84,35 @@ KNOBS: dict[str, Any] = {
     "lose_notifications": False,  # send nothing
     "forge_signatures": False,  # FedaPay/CinetPay: wrong key; FeexPay (unsigned): claims SUCCESSFUL
     "stale_signatures": False,  # FedaPay: timestamp older than the 300 s tolerance
+    # A refused payment may still be approved: FedaPay's support validating a debit by hand, a
+    # CinetPay buyer trying again on the same page, an operator's late answer.
+    "late_approvals": False,
     "outage": False,  # every API call answers 503
-    "outage_drops_connection": False,  # with `outage`: close the connection instead (standalone server)
+    # Payments are created, then the answer is lost: 502, as from a proxy in front of a dead host.
+    "outage_after_create": False,
+    "outage_drops_connection": False,  # with an outage: close the connection instead (standalone server)
     "api_latency": 0.0,  # seconds each API call waits before it is answered (a provider far away)
     "fedapay_event_key": "name",  # "name" (webhooks) or "type" (events API)
     "cinetpay_ipn_fields": "full",  # "full", "no_error_message" or "ids_only" (the 2021 draft)
     "cinetpay_ping": False,  # a GET without data to notify_url before each IPN
+    "cinetpay_ipn_encoding": "urlencoded",  # or "multipart": the IPN's media type is undocumented
+    # FedaPay refuses a customer: None, "with_phone" (any phone) or "without_email" (the customer pages' reading)
+    "fedapay_refuse_customer": None,
     "feexpay_push_outcome": None,  # None, "SUCCESSFUL" or "FAILED": settle the push at once
     "feexpay_status_in_data": False,  # wrap the status answer in {"data": ...}
+    "feexpay_status_unauthorized": False,  # the status call answers 401 whatever the token
+    # None: each network's own flow (FEEXPAY_NETWORKS); else every network's: "push", "redirect",
+    # "otp" (a code first, then as a push) or "otp_redirect" (a code first, then a payment page).
+    "feexpay_flow": None,
+    "feexpay_refuse_otp": False,  # every payment code is refused, as a wrong or used one would be
 }
 _KNOB_CHOICES: dict[str, tuple[Any, ...]] = {
     "fedapay_event_key": ("name", "type"),
     "cinetpay_ipn_fields": ("full", "no_error_message", "ids_only"),
+    "cinetpay_ipn_encoding": ("urlencoded", "multipart"),
+    "fedapay_refuse_customer": (None, "with_phone", "without_email"),
     "feexpay_push_outcome": (None, "SUCCESSFUL", "FAILED"),
+    "feexpay_flow": (None, "push", "redirect", "otp", "otp_redirect"),
 }
 
 # -- FedaPay ------------------------------------------------------------------------------------
@@ -115,14 +137,19 @@ CINETPAY_STATES = {
 }
 
 # -- FeexPay ------------------------------------------------------------------------------------
+# network -> (dial code, currency, flow). Where the sources disagree (Moov CI and BF, Free SN,
+# Orange BF and SN), one reading; `feexpay_flow` plays the others.
 FEEXPAY_NETWORKS = {
-    "mtn": "229", "moov": "229", "celtiis_bj": "229", "coris": "229",
-    "togocom_tg": "228", "moov_tg": "228",
-    "mtn_ci": "225", "moov_ci": "225", "orange_ci": "225", "wave_ci": "225",
-    "orange_bf": "226", "moov_bf": "226",
-    "orange_sn": "221", "free_sn": "221", "wave_sn": "221",
-    "mtn_cg": "242",
+    "mtn": ("229", "XOF", "push"), "moov": ("229", "XOF", "push"), "celtiis_bj": ("229", "XOF", "push"),
+    "coris": ("229", "XOF", "push"),
+    "togocom_tg": ("228", "XOF", "push"), "moov_tg": ("228", "XOF", "push"),
+    "mtn_ci": ("225", "XOF", "push"), "moov_ci": ("225", "XOF", "push"),
+    "orange_ci": ("225", "XOF", "redirect"), "wave_ci": ("225", "XOF", "redirect"),
+    "orange_bf": ("226", "XOF", "otp"), "moov_bf": ("226", "XOF", "push"),
+    "orange_sn": ("221", "XOF", "otp"), "free_sn": ("221", "XOF", "push"), "wave_sn": ("221", "XOF", "redirect"),
+    "mtn_cg": ("242", "XAF", "push"),
 }
+FEEXPAY_OTP = re.compile(r"[0-9]{4,8}")
 FEEXPAY_STATES = {  # outcome -> (status, reason)
     "approve": ("SUCCESSFUL", None),
     "decline": ("FAILED", "NOT_ENOUGH_FUNDS"),
@@ -144,6 +171,7 @@ class _Notification:
     secret: str = ""
     forge: bool = False
     stale: bool = False
+    multipart: bool = False  # CinetPay: the IPN as multipart/form-data
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -204,14 +232,21 @@ class ProviderSandbox:
     lose_notifications: bool
     forge_signatures: bool
     stale_signatures: bool
+    late_approvals: bool
     outage: bool
+    outage_after_create: bool
     outage_drops_connection: bool
     api_latency: float
     fedapay_event_key: str
     cinetpay_ipn_fields: str
     cinetpay_ping: bool
+    cinetpay_ipn_encoding: str
+    fedapay_refuse_customer: str | None
     feexpay_push_outcome: str | None
     feexpay_status_in_data: bool
+    feexpay_status_unauthorized: bool
+    feexpay_flow: str | None
+    feexpay_refuse_otp: bool
 
     def __init__(self, *, public_url: str | None = None) -> None:
         """`public_url` is the root URL browsers and adapters use to reach the app mounting us."""
@@ -336,7 +371,7 @@ class ProviderSandbox:
         """Copies of the provider-shaped records, oldest first."""
         with self._lock:
             if provider == "fedapay":
-                return [self._fedapay_view(entry, "currency") for entry in self._fedapay.values()]
+                return [self._fedapay_view(entry, "currency,customer") for entry in self._fedapay.values()]
             if provider == "cinetpay":
                 return [copy.deepcopy(payment) for payment in self._cinetpay.values()]
             if provider == "feexpay":
@@ -381,6 +416,10 @@ class ProviderSandbox:
         self._send(final, earlier)
         return record
 
+    def _settleable(self, pending: bool, paid: bool, outcome: str) -> bool:
+        """A pending payment takes any outcome; a refused one turns paid only with `late_approvals`."""
+        return pending or (outcome == "approve" and self.late_approvals and not paid)
+
     # -- notifications ---------------------------------------------------------------------------
 
     def _send(self, final: list[_Notification], earlier: list[_Notification]) -> None:
@@ -403,11 +442,9 @@ class ProviderSandbox:
                 for attempt in range(retries + 1):
                     if attempt and self._stopping.wait(RETRY_PAUSE):
                         return
-                    method, data, headers = self._wire(notification)
                     try:
-                        answer = requests.request(
-                            method, notification.url, data=data, headers=headers, timeout=NOTIFY_TIMEOUT
-                        )
+                        answer = requests.request(url=notification.url, timeout=NOTIFY_TIMEOUT,
+                                                  **self._wire(notification))
                     except requests.RequestException:
                         continue  # the receiver is down: that is what retries are for
                     if answer.status_code < 300:
@@ -417,21 +454,24 @@ class ProviderSandbox:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _wire(self, n: _Notification) -> tuple[str, bytes | dict[str, str] | None, dict[str, str]]:
-        """Method, body and headers of a notification, signed now per the provider's scheme."""
+    def _wire(self, n: _Notification) -> dict[str, Any]:
+        """The request of a notification (method, body, headers), signed now per the provider's scheme."""
         key = ("forged-" + n.secret if n.forge else n.secret).encode()
         if n.payload is None:
-            return "GET", None, {}
+            return {"method": "GET"}
         if n.provider == "fedapay":
             body = json.dumps(n.payload).encode()
             timestamp = str(int(time.time()) - (STALE_BY if n.stale else 0))
             signature = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
             headers = {"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": f"t={timestamp},s={signature}"}
-            return "POST", body, headers
+            return {"method": "POST", "data": body, "headers": headers}
         if n.provider == "cinetpay":
             message = "".join(n.payload.get(name, "") for name in CINETPAY_IPN_FIELDS).encode()
-            return "POST", n.payload, {"x-token": hmac.new(key, message, hashlib.sha256).hexdigest()}
-        return "POST", json.dumps(n.payload).encode(), {"Content-Type": "application/json"}
+            signed = {"x-token": hmac.new(key, message, hashlib.sha256).hexdigest()}
+            if n.multipart:  # form fields without files: (None, value) makes requests encode multipart
+                return {"method": "POST", "files": {k: (None, v) for k, v in n.payload.items()}, "headers": signed}
+            return {"method": "POST", "data": n.payload, "headers": signed}
+        return {"method": "POST", "data": json.dumps(n.payload).encode(), "headers": {"Content-Type": "application/json"}}
 
     # -- request helpers -------------------------------------------------------------------------
 
@@ -439,8 +479,8 @@ class ProviderSandbox:
         root = self.public_url or request.host_url.rstrip("/")
         return root + url_for(endpoint, **values)
 
-    def _api(self, view: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap an API view (not a page) so the outage and latency knobs reach it."""
+    def _api(self, view: Callable[..., Any], *, creates: bool = False) -> Callable[..., Any]:
+        """Wrap an API view (not a page) so the outage and latency knobs reach it; `creates`: it makes a payment."""
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -449,17 +489,20 @@ class ProviderSandbox:
             if self.api_latency > 0:
                 self._stopping.wait(self.api_latency)
             if self.outage:
-                sock = request.environ.get("werkzeug.socket")
-                if self.outage_drops_connection and sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
-                return Response(
-                    "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
-                    status=503,
-                    mimetype="text/html",
-                )
-            return view(*args, **kwargs)
+                return self._down(503, "Service Temporarily Unavailable")
+            answer = view(*args, **kwargs)
+            if creates and self.outage_after_create:  # made, but the answer never comes back
+                return self._down(502, "Bad Gateway")
+            return answer
 
         return wrapper
+
+    def _down(self, status: int, reason: str) -> Response:
+        """What a failing host or proxy answers; with outage_drops_connection, a closed connection."""
+        sock = request.environ.get("werkzeug.socket")
+        if self.outage_drops_connection and sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        return Response(f"<html><body><h1>{status} {reason}</h1></body></html>", status=status, mimetype="text/html")
 
     # -- the blueprint ---------------------------------------------------------------------------
 
@@ -477,7 +520,8 @@ class ProviderSandbox:
         bp.after_request(allow_inline)
         fedapay = "/fedapay/<any(live, sandbox):environment>/v1/transactions"
         feexpay = "/feexpay/api/transactions/public"
-        # (rule, endpoint, view, methods); the outage knob reaches the API calls, not the pages.
+        # (rule, endpoint, view, methods); the outage knobs reach the API calls, not the pages.
+        creates = {"fedapay_create", "cinetpay_create", "feexpay_push"}
         api_calls = [
             (fedapay, "fedapay_create", self._fedapay_create, ["POST"]),
             (fedapay, "fedapay_list", self._fedapay_list, ["GET"]),
@@ -493,12 +537,13 @@ class ProviderSandbox:
             ("/cinetpay/payment/<token>", "cinetpay_page", self._cinetpay_page, ["GET", "POST"]),
             ("/feexpay/phone", "feexpay_phones", self._feexpay_phone_list, ["GET"]),
             ("/feexpay/phone/<reference>", "feexpay_phone", self._feexpay_phone, ["GET", "POST"]),
+            ("/feexpay/pay/<reference>", "feexpay_page", self._feexpay_page, ["GET", "POST"]),
             ("/control/<provider>/<ref>/<action>", "control_settle", self._control_settle, ["POST"]),
             ("/control/<provider>/transactions", "control_transactions", self._control_transactions, ["GET"]),
             ("/control/knobs", "control_knobs", self._control_knobs, ["GET", "POST"]),
         ]
         for rule, endpoint, view, methods in api_calls:
-            bp.add_url_rule(rule, endpoint, self._api(view), methods=methods)
+            bp.add_url_rule(rule, endpoint, self._api(view, creates=endpoint in creates), methods=methods)
         for rule, endpoint, view, methods in pages:
             bp.add_url_rule(rule, endpoint, view, methods=methods)
         return bp
@@ -561,6 +606,10 @@ class ProviderSandbox:
                 phone is not None and not (isinstance(phone, dict) and phone.get("number") and phone.get("country"))
             ):
                 errors["customer"] = ["The customer is invalid."]
+            elif customer and phone is not None and self.fedapay_refuse_customer == "with_phone":
+                errors["customer.phone_number"] = ["The customer phone number is invalid."]
+            elif customer and not customer.get("email") and self.fedapay_refuse_customer == "without_email":
+                errors["customer.email"] = ["The customer email field is required."]
             if errors:
                 return jsonify(message="The given data was invalid.", errors=errors), 422
             tx_id = next(self._ids)
@@ -666,7 +715,7 @@ class ProviderSandbox:
         if entry is None:
             raise KeyError(ref)
         tx = entry["tx"]
-        if tx["status"] != "pending":
+        if not self._settleable(tx["status"] == "pending", tx["status"] == "approved", outcome):
             raise Conflict(f"transaction {ref} is {tx['status']}")
         earlier = self._fedapay_notifications(entry)
         now = _iso(_now())
@@ -857,7 +906,7 @@ class ProviderSandbox:
         payment = self._cinetpay.get(ref)
         if payment is None:
             raise KeyError(ref)
-        if payment["code"] != "662":
+        if not self._settleable(payment["code"] == "662", payment["code"] == "00", outcome):
             raise Conflict(f"transaction {ref} is {payment['message']}")
         earlier = self._cinetpay_notifications(payment)
         code, message, status = CINETPAY_STATES[outcome]
@@ -898,7 +947,8 @@ class ProviderSandbox:
         elif self.cinetpay_ipn_fields == "ids_only":
             fields = {name: fields[name] for name in ("cpm_site_id", "cpm_trans_id")}
         ipn = _Notification(
-            "cinetpay", payment["notify_url"], fields, secret=account["secret_key"], forge=bool(self.forge_signatures)
+            "cinetpay", payment["notify_url"], fields, secret=account["secret_key"], forge=bool(self.forge_signatures),
+            multipart=self.cinetpay_ipn_encoding == "multipart",
         )
         return [_Notification("cinetpay", payment["notify_url"], None), ipn] if self.cinetpay_ping else [ipn]
 
@@ -924,17 +974,27 @@ class ProviderSandbox:
                 return jsonify(message="Invalid request body"), 400
             if data.get("shop") != account["shop_id"]:
                 return jsonify(message="Shop not found"), 400
+            dial, currency, flow = FEEXPAY_NETWORKS[network]
+            flow = self.feexpay_flow or flow
             amount = data.get("amount")
             if not isinstance(amount, int) or isinstance(amount, bool) or not 100 <= amount <= 2_000_000:
-                return jsonify(message="Invalid amount: between 100 and 2000000 XOF"), 400
+                return jsonify(message=f"Invalid amount: between 100 and 2000000 {currency}"), 400
             phone = str(data.get("phoneNumber", ""))
-            dial = FEEXPAY_NETWORKS[network]
             national = r"01[0-9]{8}" if dial == "229" else r"[0-9]{8,10}"  # Benin: 10 digits starting 01
             if not re.fullmatch(dial + national, phone):
                 return jsonify(message="Invalid phone number"), 400
             description = str(data.get("description") or "")
             if network.startswith("mtn") and not re.fullmatch(r"[a-zA-Z0-9 ]*", description):
                 return jsonify(message="Invalid description: letters, digits and spaces only"), 400
+            if flow.startswith("otp"):
+                otp = data.get("otp")
+                if not otp:
+                    return jsonify(message="An OTP code is required for this network"), 400
+                if self.feexpay_refuse_otp or not FEEXPAY_OTP.fullmatch(str(otp)):
+                    return jsonify(message="Invalid OTP code"), 400
+            page = flow.endswith("redirect")
+            if page and not data.get("return_url"):
+                return jsonify(message="The return_url field is required"), 400
             reference = str(uuid.uuid4())
             operator, _, country = network.partition("_")
             self._feexpay[reference] = {
@@ -956,41 +1016,51 @@ class ProviderSandbox:
                 "date": _iso(_now()),
                 "shop": account["shop_id"],
                 "network": network,
+                "currency": currency,  # never in an answer: FeexPay names no currency
+                "page": page,
+                "return_url": data.get("return_url"),
+                "cancel_url": data.get("cancel_url") or data.get("return_url"),
             }
             outcome = {"SUCCESSFUL": "approve", "FAILED": "decline"}.get(self.feexpay_push_outcome or "")
             payment = self._settle("feexpay", reference, outcome) if outcome else self._feexpay[reference]
-        return (
-            jsonify(
-                reference=reference,
-                status=payment["status"],
-                message="Demande de paiement envoyée au téléphone",
-                amount=amount,
-                phoneNumber=phone,
-                description=description,
-                callbackInfo=payment["callback_info"],
-            ),
-            202,
-        )
+        answer: dict[str, Any] = {
+            "reference": reference,
+            "status": payment["status"],
+            "message": "Demande de paiement envoyée au téléphone",
+            "amount": amount,
+            "phoneNumber": phone,
+            "description": description,
+            "callbackInfo": payment["callback_info"],
+        }
+        if page:  # payment pages name the payment by order_id alone
+            del answer["reference"]
+            answer.update(order_id=reference, message="Ouvrez le lien pour payer",
+                          payment_url=self._external(".feexpay_page", reference=reference))
+        return jsonify(answer), 202
 
     def _feexpay_status(self, reference: str) -> Any:
         with self._lock:
+            if self.feexpay_status_unauthorized:
+                return jsonify(message="Unauthorized"), 401
             account, refusal = self._feexpay_account()
             if account is None:
                 return refusal
             payment = self._feexpay.get(reference)
             if payment is None or payment["shop"] != account["shop_id"]:
                 return jsonify(message="Transaction not found"), 404
-            fields = ("reference", "status", "amount", "phoneNumber", "reason", "callback_info", "ref_operator",
-                      "reseau", "date", "description")
-            body = {name: payment[name] for name in fields}
+            fields = ("reference", "status", "amount", "phoneNumber", "reason", "callback_info", "reseau", "date",
+                      "description")
+            # The V2 status answer names the operator's reference operator_id (the webhook: ref_operator).
+            body = {**{name: payment[name] for name in fields}, "operator_id": payment["ref_operator"]}
             return jsonify({"data": body} if self.feexpay_status_in_data else body)
 
     def _feexpay_phone_list(self) -> Response:
         with self._lock:
-            pending = [p for p in self._feexpay.values() if p["status"] == "PENDING"]
+            pending = [p for p in self._feexpay.values() if p["status"] == "PENDING" and not p["page"]]
         items = Markup("").join(
             Markup('<li><a href="{}">{} : {}</a></li>').format(
-                url_for(".feexpay_phone", reference=p["reference"]), p["phoneNumber"], _money(p["amount"], "XOF")
+                url_for(".feexpay_phone", reference=p["reference"]), p["phoneNumber"],
+                _money(p["amount"], p["currency"])
             )
             for p in pending
         )
@@ -1000,7 +1070,7 @@ class ProviderSandbox:
         with self._lock:
             payment = copy.deepcopy(self._feexpay.get(reference))
         title = "Votre téléphone"
-        if payment is None:
+        if payment is None or payment["page"]:
             return _page(title, "Aucune demande de paiement avec cette référence.", 404)
         if request.method == "POST":
             try:
@@ -1013,12 +1083,38 @@ class ProviderSandbox:
             receipt = Markup("<p>{}</p><p>Référence : {}</p>").format(done, payment["ref_operator"] or "-")
             return _page(title, receipt)
         prompt = Markup("<p>{} ({}) : FeexPay demande {} pour « {} ». Confirmer ?</p>").format(
-            payment["phoneNumber"], payment["reseau"], _money(payment["amount"], "XOF"), payment["description"]
+            payment["phoneNumber"], payment["reseau"], _money(payment["amount"], payment["currency"]),
+            payment["description"]
         )
         if payment["status"] != "PENDING":
             return _page(title, prompt + Markup("<p>Cette demande est déjà traitée.</p>"))
         buttons = [("approve", "Valider"), ("decline", "Refuser (solde insuffisant)"), ("cancel", "Annuler")]
         return _page(title, prompt + _choices(url_for(".feexpay_phone", reference=reference), buttons))
+
+    def _feexpay_page(self, reference: str) -> Response:
+        """A network's own payment page (Wave, Orange): pay, then back to the merchant's return_url."""
+        with self._lock:
+            payment = copy.deepcopy(self._feexpay.get(reference))
+        title = "Paiement mobile"
+        if payment is None or not payment["page"]:
+            return _page("Lien de paiement inconnu", "Ce lien de paiement n'existe pas.", 404)
+        if request.method == "POST":
+            action = request.form.get("action", "")
+            try:
+                payment = self._settle("feexpay", reference, action)
+            except Conflict:
+                return _page(title, "Cette transaction est déjà traitée.", 409)
+            except ValueError:
+                return _page(title, "Action inconnue.", 400)
+            return redirect(payment["cancel_url"] if action == "cancel" else payment["return_url"])
+        summary = Markup("<p>{} ({})</p><p>{}</p><p><strong>{}</strong></p>").format(
+            payment["reseau"], payment["phoneNumber"], payment["description"],
+            _money(payment["amount"], payment["currency"])
+        )
+        if payment["status"] != "PENDING":
+            return _page(title, summary + Markup("<p>Cette transaction est déjà traitée.</p>"))
+        buttons = [("approve", "Payer"), ("decline", "Refuser le paiement"), ("cancel", "Annuler")]
+        return _page(title, summary + _choices(url_for(".feexpay_page", reference=reference), buttons))
 
     def _feexpay_settle(
         self, ref: str, outcome: str
@@ -1026,7 +1122,7 @@ class ProviderSandbox:
         payment = self._feexpay.get(ref)
         if payment is None:
             raise KeyError(ref)
-        if payment["status"] != "PENDING":
+        if not self._settleable(payment["status"] == "PENDING", payment["status"] == "SUCCESSFUL", outcome):
             raise Conflict(f"payment {ref} is {payment['status']}")
         earlier = self._feexpay_notifications(payment)
         status, reason = FEEXPAY_STATES[outcome]

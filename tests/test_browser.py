@@ -117,7 +117,8 @@ def client_ip(page) -> str:
     return re.search(r"10\.5\.50\.\d+", page.locator("p.muted").first.inner_text()).group(0)
 
 
-def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: str = "Démo") -> str:
+def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: str = "Démo", *,
+                   phone: str = PHONE, network: str = "mtn") -> str:
     """From the sandbox hotspot page to the provider's page (or the phone prompt); the client's IP."""
     page.goto(live.url("/sandbox/hotspot/"))
     expect(page.locator("h1")).to_have_text("Bienvenue sur le WiFi")
@@ -127,29 +128,34 @@ def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: s
     expect(page.locator("h1")).to_have_text("Acheter un ticket WiFi")
     page.locator("input[name=plan_id]").first.check()
     page.locator("label.choice", has_text=TITLES[provider]).locator("input").check()
-    page.get_by_label("Numéro Mobile Money").fill(PHONE)
+    page.get_by_label("Numéro Mobile Money").fill(phone)
     if provider == "feexpay":
-        page.locator("select[name=network]").select_option("mtn")
+        page.locator("select[name=network]").select_option(network)
     shots(page, "plans")
     page.get_by_role("button", name="Payer").click()
     page.wait_for_load_state()
     return ip
 
 
+def approve_on_the_phone(page, shots: Shots, number: str = PHONE) -> None:
+    """The push reaches the buyer's phone, played by the sandbox's prompt page: the buyer approves it."""
+    phone = page.context.new_page()
+    phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
+    phone.get_by_role("link", name=re.compile(number)).last.click()
+    shots(phone, "phone-prompt")
+    phone.get_by_role("button", name="Valider").click()
+    expect(phone.locator("main")).to_contain_text("Paiement effectué.")
+    shots(phone, "phone-approved")
+    phone.close()
+    page.bring_to_front()
+
+
 def approve(page, shots: Shots, provider: str) -> None:
     """Approve the payment as the buyer would, and come back to the order page."""
-    if provider == "feexpay":  # the push reaches the buyer's phone, played by the sandbox's prompt page
+    if provider == "feexpay":
         expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
         shots(page, "order-waiting-for-phone")
-        phone = page.context.new_page()
-        phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
-        phone.get_by_role("link", name=re.compile(PHONE)).last.click()
-        shots(phone, "phone-prompt")
-        phone.get_by_role("button", name="Valider").click()
-        expect(phone.locator("main")).to_contain_text("Paiement effectué.")
-        shots(phone, "phone-approved")
-        phone.close()
-        page.bring_to_front()
+        approve_on_the_phone(page, shots)
         return
     expect(page.locator("h1")).to_have_text(f"Paiement {TITLES[provider]}")
     shots(page, "checkout")
@@ -190,7 +196,7 @@ def test_get_the_code_back_from_the_payment_reference(live, contexts, shots):
     wait_online(page, shots)
     page.close()
     order = live.latest_order()
-    assert order.payer_reference and order.payer_phone == PHONE
+    assert order.payer_reference and order.payer_phone == "+" + PHONE  # kept in E.164
 
     page = context.new_page()
     page.goto(live.url("/retrieve"))
@@ -324,3 +330,66 @@ def test_owner_adds_a_router_imports_plans_and_sees_the_sale(live, contexts, sho
     expect(row).to_contain_text("FedaPay")
     expect(row).to_contain_text("Maquis Étoile")
     shots(page, "orders")
+
+
+# -- FeexPay's networks as they really behave ---------------------------------------------------------
+
+
+def enable_networks(live: Live, *networks: str) -> None:
+    """The owner enables these networks on the demo's FeexPay account."""
+    account = next(a for a in live.stage.router.accounts if a.provider == "feexpay")
+    account.settings = {"networks": list(networks)}
+    db.session.commit()
+
+
+def test_a_payment_page_network_at_360px(live, contexts, shots):
+    enable_networks(live, "mtn", "wave_ci")
+    page = contexts(**BUYER).new_page()
+    choose_and_pay(live, page, shots, "feexpay", phone="07 07 00 00 00", network="wave_ci")
+    expect(page.locator("h1")).to_have_text("Paiement mobile")  # Wave's page, not a prompt on the phone
+    expect(page.locator("main")).to_contain_text("WAVE CI")
+    shots(page, "wave-page")
+    page.get_by_role("button", name="Payer").click()
+    page.wait_for_url(re.compile(r"/o/\w+$"))
+    wait_online(page, shots)
+    order = live.latest_order()
+    assert (order.network, order.payer_phone, order.status) == ("wave_ci", "+2250707000000", OrderStatus.PROVISIONED)
+
+
+def test_a_payment_code_network_at_360px(live, contexts, shots):
+    enable_networks(live, "mtn", "orange_sn")
+    page = contexts(**BUYER).new_page()
+    choose_and_pay(live, page, shots, "feexpay", phone="77 123 45 67", network="orange_sn")
+    code = page.get_by_label("Code de paiement")
+    expect(code).to_be_visible()
+    expect(page.locator("#otp-error")).to_contain_text("#144#391#")  # how to get it, next to the field
+    assert page.locator("select[name=network]").input_value() == "orange_sn"
+    assert page.get_by_label("Numéro Mobile Money").input_value() == "77 123 45 67"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
+    shots(page, "code-asked")
+    expect(page.locator("input[name=plan_id]").first).to_be_checked()  # the form comes back as the buyer left it
+    expect(page.locator("label.choice", has_text="FeexPay").locator("input")).to_be_checked()
+    code.fill("123456")
+    page.get_by_role("button", name="Payer").click()
+    expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
+    shots(page, "order-waiting-for-phone")
+    approve_on_the_phone(page, shots, "221771234567")
+    wait_online(page, shots)
+    assert live.latest_order().network == "orange_sn"
+
+
+def test_a_lost_answer_revived_at_360px(live, app, contexts, shots):
+    providers = app.extensions["kiosque.provider_sandbox"]
+    providers.set_knobs(outage_after_create=True)
+    page = contexts(**BUYER).new_page()
+    choose_and_pay(live, page, shots, "feexpay")
+    providers.set_knobs(outage_after_create=False)
+    expect(page.locator("h1")).to_have_text("Demande envoyée ?")
+    expect(page.locator("#order")).to_contain_text("nous ne savons pas encore")
+    expect(page.locator("#order")).not_to_contain_text("Rien n'a été débité")
+    shots(page, "order-unknown")
+    assert live.latest_order().status == OrderStatus.UNKNOWN
+    approve_on_the_phone(page, shots)  # the prompt had reached the phone after all
+    wait_online(page, shots)
+    order = live.latest_order()
+    assert order.status == OrderStatus.PROVISIONED and order.provider_ref

@@ -15,6 +15,7 @@ from portal.payments import get_provider
 from portal.payments.base import InvalidNotification, PaymentStatus, ProviderRejected
 from portal.payments.cinetpay import CinetPay
 from tests.conftest import CINETPAY, choose, follow_form, make_order
+from tests.test_payments_contract import deliver
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token
 
 HOOKS = "/webhooks/cinetpay"
@@ -100,6 +101,19 @@ def test_short_ipns_are_accepted(cinetpay, sandbox, receiver):
         assert sandbox.drain()
         ipn = receiver.received(HOOKS)[-1]
         assert cinetpay.parse_notification(ipn.body, ipn.headers).order_code == order.code
+
+
+def test_a_multipart_ipn_is_read_from_its_parsed_form(cinetpay, sandbox, receiver):
+    """CinetPay does not say how its "form values" are encoded: the app parses both encodings."""
+    sandbox.set_knobs(cinetpay_ipn_encoding="multipart")
+    order = make_order(receiver)
+    cinetpay.create_checkout(order)
+    sandbox.approve("cinetpay", order.code)
+    (ipn,) = receiver.wait_for(HOOKS)
+    assert ipn.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert deliver(cinetpay, ipn).order_code == order.code
+    with pytest.raises(InvalidNotification):  # the raw body is no urlencoded form
+        cinetpay.parse_notification(ipn.body, ipn.headers)
 
 
 def test_another_site_is_refused():

@@ -32,12 +32,13 @@ from werkzeug.wrappers import Request
 
 from portal.blueprints.owner.accounts import ENVIRONMENT_LABELS
 from portal.models import Order, PaymentAccount, WebhookEvent
-from portal.payments import PROVIDERS, api_url_defaults, find_network, get_provider
+from portal.blueprints.webhooks import FORM_TYPES
+from portal.payments import PROVIDERS, api_url_defaults, find_network, get_provider, phones
 from portal.payments.base import (
-    DIAL_CODES,
     CheckoutSession,
     CredentialField,
     InvalidNotification,
+    KeysRefused,
     Network,
     OrderData,
     PaymentError,
@@ -56,6 +57,7 @@ from tests.conftest import (
     Receiver,
     Recorded,
     choose,
+    free_port,
     make_order,
     parse_form,
 )
@@ -84,6 +86,7 @@ class Driver:
     receipt_field: str  # the field of the sandbox's record that the payer's receipt shows
     outcomes: Mapping[str, PaymentStatus]  # the buyer's choice on the provider's page -> fetch_status
     says_status: bool  # notifications carry the payment's status; otherwise only "check this one"
+    record_ref: str  # the field of the sandbox's record that is the payment's reference
     # The page where the buyer settles the payment: the hosted checkout, or the phone's prompt.
     buyer_page: Callable[[ProviderSandbox, CheckoutSession], str] = lambda sandbox, session: session.redirect_url
 
@@ -99,6 +102,7 @@ DRIVERS: dict[str, Driver] = {
         receipt_field="reference",
         outcomes={"approve": PAID, "decline": FAILED, "cancel": CANCELLED},
         says_status=True,
+        record_ref="id",
     ),
     "cinetpay": Driver(
         credentials=CINETPAY,
@@ -110,6 +114,7 @@ DRIVERS: dict[str, Driver] = {
         receipt_field="operator_id",
         outcomes={"approve": PAID, "decline": FAILED, "cancel": CANCELLED},
         says_status=False,
+        record_ref="transaction_id",
     ),
     "feexpay": Driver(
         credentials=FEEXPAY,
@@ -121,6 +126,7 @@ DRIVERS: dict[str, Driver] = {
         receipt_field="ref_operator",
         outcomes={"approve": PAID, "decline": FAILED, "cancel": FAILED},  # a refused push is a failure
         says_status=True,
+        record_ref="reference",
         buyer_page=lambda sandbox, session: sandbox.phone_url(session.provider_ref),
     ),
 }
@@ -156,7 +162,7 @@ def deliver(adapter: PaymentProvider, hook: Recorded, *, body: bytes | None = No
     sent = {k: v for k, v in (hook.headers if headers is None else headers).items() if k.lower() != "content-length"}
     request = Request.from_values(method=hook.method, data=hook.body if body is None else body, headers=sent)
     raw = request.get_data(cache=True)
-    form = request.form if request.mimetype == "application/x-www-form-urlencoded" else None
+    form = request.form if request.mimetype in FORM_TYPES else None
     return adapter.parse_notification(raw, request.headers, form)
 
 
@@ -242,6 +248,7 @@ FACTS: dict[str, Callable[[object], bool]] = {
     "public_id_field": lambda v: isinstance(v, str) and bool(v),
     "checkout_hosts": lambda v: isinstance(v, Mapping) and bool(v) and all(isinstance(h, tuple) for h in v.values()),
     "needs_phone": lambda v: isinstance(v, bool),
+    "unanswered_checkout_may_charge": lambda v: isinstance(v, bool),
     "networks": lambda v: isinstance(v, Mapping) and all(isinstance(n, Network) for n in v.values()),
     "wallets": lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(w, str) and w for w in v),
     "currencies": lambda v: isinstance(v, tuple) and bool(v) and all(re.fullmatch(r"[A-Z]{3}", c) for c in v),
@@ -338,13 +345,18 @@ def test_checkout_hosts(name):
 def test_networks_and_wallets(name):
     cls = PROVIDERS[name]
     assert cls.needs_phone == bool(cls.networks), "a push provider charges a network the buyer picks"
+    assert not cls.unanswered_checkout_may_charge or cls.needs_phone, "only a push rings without our answer"
     assert len(set(cls.wallets)) == len(cls.wallets)
     for code, network in cls.networks.items():
         assert code == network.code and re.fullmatch(r"[a-z0-9_]+", code)
-        assert network.country in DIAL_CODES, "phone numbers get the country's dial code"
+        assert network.country == network.country.lower() and phones.known_country(network.country)
+        assert phones.example(network.country), "the buy form shows an example number of the country"
         assert network.currency in cls.currencies, network.currency
         assert network.wallet in cls.wallets
         assert find_network(code) is network
+        assert not network.otp or network.otp_hint, "a network asking for a code says how to get it"
+        assert not network.checkout_hosts or network.may_redirect, "only a payment page needs hosts"
+        assert all(re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", host) for host in network.checkout_hosts)
 
 
 def test_network_codes_are_unique_across_providers():
@@ -373,10 +385,10 @@ def catalogue():
 
 
 @each_provider
-def test_texts_for_owners_are_translated(name, catalogue):
+def test_texts_for_owners_and_buyers_are_translated(name, catalogue):
     cls = PROVIDERS[name]
     texts = [f.label for f in cls.credential_fields] + [cls.webhook_setup] + [cls.environment_hint] * bool(
-        cls.environment_hint)
+        cls.environment_hint) + [n.otp_hint for n in cls.networks.values() if n.otp_hint]
     for text in texts:
         message = catalogue.get(text)
         assert message is not None, f"{text!r} is not in {CATALOGUE.name}: run `make translations`"
@@ -395,12 +407,14 @@ def test_good_keys_pass_the_credential_check(name, sandbox):
 def test_refused_keys_carry_the_provider_message(name, sandbox, receiver):
     driver = driver_for(name)
     wrong = bound(name, sandbox.api_url(name), credentials={**driver.credentials, **driver.wrong_credentials})
-    with pytest.raises(ProviderRejected) as caught:
+    with pytest.raises(KeysRefused) as caught:  # not the payment's fault: a notification must come back later
         wrong.check_credentials()
     assert (caught.value.code, caught.value.provider_message) == driver.refusal
     assert caught.value.provider == name
-    with pytest.raises(ProviderRejected):
+    with pytest.raises(KeysRefused):
         wrong.create_checkout(an_order(name, receiver))
+    with pytest.raises(KeysRefused):
+        wrong.fetch_status("ABC123", "ABC123")
     assert sandbox.transactions(name) == []
 
 
@@ -428,7 +442,7 @@ def test_paid_flow(name, sandbox, receiver):
     assert (event.provider_ref, event.order_code) == (session.provider_ref, order.code)
     assert event.status_hint is (PAID if driver.says_status else None)
 
-    check = adapter.fetch_status(session.provider_ref, order.code)
+    check = adapter.fetch_status(session.provider_ref, order.code, order.network)
     assert (check.provider_ref, check.status, check.amount, check.currency) == (session.provider_ref, PAID, 500, "XOF")
     (record,) = sandbox.transactions(name)
     assert check.payer_reference and check.payer_reference == record[driver.receipt_field]
@@ -494,12 +508,13 @@ def test_outage_and_dropped_connection(name, sandbox, receiver):
     for call_name, call in calls.items():
         with pytest.raises(ProviderUnavailable) as caught:
             call()
-        assert caught.value.code == "503", call_name
+        assert caught.value.code == "503" and caught.value.sent, call_name
     sandbox.outage_drops_connection = True
     for call_name, call in calls.items():
         with pytest.raises(ProviderUnavailable, match="ConnectionError") as caught:
             call()
         assert caught.value.code == "network", call_name
+        assert caught.value.sent, f"{call_name}: the request arrived before the connection closed"
 
 
 @each_provider
@@ -510,6 +525,35 @@ def test_timeout_is_fast(name, silent_server, receiver):
         error = within(10 * timeout, call)
         assert isinstance(error, ProviderUnavailable), (call_name, error)
         assert error.code == "network" and "Timeout" in str(error), call_name
+        assert error.sent, f"{call_name}: a silent server may have acted on the request"
+
+
+@each_provider
+def test_a_refused_connection_sent_nothing(name, receiver):
+    adapter = bound(name, f"http://127.0.0.1:{free_port()}")
+    for call_name, call in _calls(adapter, name, receiver).items():
+        with pytest.raises(ProviderUnavailable) as caught:
+            call()
+        assert caught.value.code == "network" and not caught.value.sent, call_name
+
+
+@each_provider
+def test_a_lost_answer_leaves_a_payment_its_notification_names(name, sandbox, receiver):
+    """The request made the payment but its answer was lost: only its notification leads back to the order."""
+    driver = driver_for(name)
+    sandbox.outage_after_create = True
+    adapter = bound(name, sandbox.api_url(name))
+    order = an_order(name, receiver)
+    with pytest.raises(ProviderUnavailable) as caught:
+        adapter.create_checkout(order)
+    assert caught.value.code == "502" and caught.value.sent
+    (record,) = sandbox.transactions(name)
+    ref = str(record[driver.record_ref])
+    sandbox.approve(name, ref)
+    (hook,) = receiver.wait_for(hooks(name))
+    event = deliver(adapter, hook)
+    assert (event.order_code, event.provider_ref) == (order.code, ref)
+    assert adapter.fetch_status(ref, order.code, order.network).status is PAID
 
 
 @each_provider

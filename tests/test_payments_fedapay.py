@@ -59,6 +59,38 @@ def test_validation_errors_carry_the_fields(fedapay, receiver):
     assert caught.value.code == "422" and "currency" in caught.value.provider_message
 
 
+@pytest.mark.parametrize(
+    ("refusal", "customer"),
+    [
+        (None, {"firstname": "Awa", "lastname": "Koné", "phone_number": {"number": "+2290197000000", "country": "bj"}}),
+        ("with_phone", {"firstname": "Awa", "lastname": "Koné"}),  # tried again without the phone
+        ("without_email", None),  # then without a customer: an email is never invented
+    ],
+)
+def test_a_refused_customer_is_tried_smaller(fedapay, sandbox, receiver, refusal, customer):
+    sandbox.set_knobs(fedapay_refuse_customer=refusal)
+    session = fedapay.create_checkout(make_order(receiver, phone="+2290197000000", customer_name="Awa Koné"))
+    (payment,) = sandbox.transactions("fedapay")
+    assert str(payment["id"]) == session.provider_ref and session.redirect_url
+    kept = payment["customer"]
+    assert ({k: v for k, v in kept.items() if k not in ("klass", "id")} if kept else None) == customer
+
+
+def test_a_buyer_who_gave_only_a_phone_pays_without_a_customer(fedapay, sandbox, receiver):
+    sandbox.set_knobs(fedapay_refuse_customer="with_phone")
+    fedapay.create_checkout(make_order(receiver, phone="+2290197000000"))
+    assert sandbox.api_calls["fedapay_create"] == 2
+    (payment,) = sandbox.transactions("fedapay")
+    assert payment["customer"] is None
+
+
+def test_a_refusal_not_about_the_customer_is_not_tried_again(fedapay, sandbox, receiver):
+    with pytest.raises(ProviderRejected) as caught:
+        fedapay.create_checkout(make_order(receiver, phone="+2290197000000", currency="USD"))
+    assert caught.value.code == "422" and "currency" in caught.value.provider_message
+    assert sandbox.api_calls["fedapay_create"] == 1
+
+
 def test_live_key_on_sandbox_host_is_rejected(sandbox):
     sandbox.add_fedapay_account(secret_key="sk_live_abc", public_key="pk_live_a", webhook_secret="w", webhook_url="")
     credentials = {**FEDAPAY, "secret_key": "sk_live_abc"}

@@ -14,6 +14,7 @@ import pytest
 import requests
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Request
 
 from sandbox.providers import ProviderSandbox
 from tests.conftest import CINETPAY, FEDAPAY, FEEXPAY, Receiver, Recorded, choose, follow_form, parse_form
@@ -206,6 +207,36 @@ def test_cinetpay_page_returns_by_post_and_sends_a_signed_ipn(sandbox, receiver)
     assert check["data"]["operator_id"] and check["data"]["payment_date"]
 
 
+def test_cinetpay_multipart_ipn(sandbox, receiver):
+    sandbox.set_knobs(cinetpay_ipn_encoding="multipart")
+    payment = _cinetpay_payment(receiver)
+    requests.post(f"{sandbox.api_url('cinetpay')}/v2/payment", json=payment)
+    sandbox.approve("cinetpay", payment["transaction_id"])
+    (ipn,) = receiver.wait_for("/webhooks/cinetpay")
+    parsed = Request.from_values(data=ipn.body, headers={"Content-Type": ipn.headers["Content-Type"]})
+    assert parsed.mimetype == "multipart/form-data" and not parsed.files
+    fields = dict(parsed.form)
+    assert set(fields) == set(CINETPAY_SIGNED_FIELDS) and fields["cpm_trans_id"] == payment["transaction_id"]
+    assert ipn.headers["X-Token"] == cinetpay_x_token(CINETPAY["secret_key"], fields)
+
+
+def test_fedapay_refusing_a_customer(sandbox, receiver):
+    url = f"{sandbox.api_url('fedapay')}/v1/transactions"
+    body = {"description": "Forfait", "amount": 500, "currency": {"iso": "XOF"}}
+    phone = {"phone_number": {"number": "+2290197000000", "country": "bj"}}
+    sandbox.set_knobs(fedapay_refuse_customer="with_phone")
+    refused = requests.post(url, json={**body, "customer": phone}, headers=FEDAPAY_AUTH)
+    assert refused.status_code == 422 and list(refused.json()["errors"]) == ["customer.phone_number"]
+    named = {"firstname": "Awa", "lastname": "Koné"}
+    assert requests.post(url, json={**body, "customer": named}, headers=FEDAPAY_AUTH).status_code == 201
+    sandbox.set_knobs(fedapay_refuse_customer="without_email")
+    refused = requests.post(url, json={**body, "customer": named}, headers=FEDAPAY_AUTH)
+    assert refused.status_code == 422 and list(refused.json()["errors"]) == ["customer.email"]
+    emailed = {**named, "email": "awa@example.com", **phone}
+    assert requests.post(url, json={**body, "customer": emailed}, headers=FEDAPAY_AUTH).status_code == 201
+    assert requests.post(url, json=body, headers=FEDAPAY_AUTH).status_code == 201
+
+
 def test_cinetpay_leave_pending_ping_and_short_ipns(sandbox, receiver):
     sandbox.set_knobs(cinetpay_ping=True, cinetpay_ipn_fields="ids_only")
     payment = _cinetpay_payment(receiver)
@@ -278,6 +309,97 @@ def test_feexpay_immediate_outcome_and_wrapped_status(sandbox):
     url = f"{sandbox.api_url('feexpay')}/api/transactions/public/single/status/{pushed['reference']}"
     status = requests.get(url, headers=FEEXPAY_AUTH).json()["data"]
     assert status["status"] == "FAILED" and status["reason"]
+
+
+def test_feexpay_status_names_the_operator_reference_operator_id_and_no_currency(sandbox, receiver):
+    reference = _feexpay_push(sandbox, "mtn_cg", phoneNumber="242061234567").json()["reference"]
+    prompt = requests.get(sandbox.phone_url(reference)).text
+    assert "F\u202fCFA" in prompt and "242061234567" in prompt
+    sandbox.approve("feexpay", reference)
+    status = requests.get(f"{sandbox.api_url('feexpay')}/api/transactions/public/single/status/{reference}",
+                          headers=FEEXPAY_AUTH).json()
+    assert status["operator_id"] and "ref_operator" not in status and "currency" not in status
+    (hook,) = receiver.wait_for("/webhooks/feexpay")
+    assert json.loads(hook.body)["ref_operator"] == status["operator_id"]
+    sandbox.set_knobs(feexpay_status_unauthorized=True)
+    refused = requests.get(f"{sandbox.api_url('feexpay')}/api/transactions/public/single/status/{reference}",
+                           headers=FEEXPAY_AUTH)
+    assert refused.status_code == 401 and refused.json()["message"]
+
+
+def test_feexpay_payment_page_networks(sandbox, receiver):
+    assert _feexpay_push(sandbox, "wave_ci", phoneNumber="2250707000000").json() == {
+        "message": "The return_url field is required"}
+    answer = _feexpay_push(sandbox, "wave_ci", phoneNumber="2250707000000", callback_info="ABC",
+                           return_url=receiver.url("/o/ABC"), cancel_url=receiver.url("/o/ABC?cancel=1"))
+    body = answer.json()
+    assert answer.status_code == 202 and "reference" not in body and body["status"] == "PENDING"
+    page = body["payment_url"]
+    assert page == f"{sandbox.base_url}/feexpay/pay/{body['order_id']}"
+    assert requests.get(sandbox.phone_url(body["order_id"])).status_code == 404  # nothing rings
+    assert "2250707000000" not in requests.get(f"{sandbox.base_url}/feexpay/phone").text
+    cancelled = choose(page, "cancel")
+    assert cancelled.status_code == 302 and cancelled.headers["Location"] == receiver.url("/o/ABC?cancel=1")
+    (hook,) = receiver.wait_for("/webhooks/feexpay")
+    assert json.loads(hook.body)["order_id"] == body["order_id"] and json.loads(hook.body)["status"] == "FAILED"
+    paid = _feexpay_push(sandbox, "orange_ci", phoneNumber="2250707000000", return_url=receiver.url("/o/DEF")).json()
+    assert choose(paid["payment_url"], "approve").headers["Location"] == receiver.url("/o/DEF")
+
+
+def test_feexpay_payment_code_networks(sandbox):
+    for network, phone in (("orange_sn", "221771234567"), ("orange_bf", "22676123456")):
+        asked = _feexpay_push(sandbox, network, phoneNumber=phone)
+        assert asked.status_code == 400 and "OTP" in asked.json()["message"]
+        pushed = _feexpay_push(sandbox, network, phoneNumber=phone, otp="123456")
+        assert pushed.status_code == 202 and "payment_url" not in pushed.json()
+    assert _feexpay_push(sandbox, "orange_sn", phoneNumber="221771234567", otp="12").status_code == 400
+    sandbox.set_knobs(feexpay_refuse_otp=True)
+    assert _feexpay_push(sandbox, "orange_sn", phoneNumber="221771234567", otp="1234").json() == {
+        "message": "Invalid OTP code"}
+    sandbox.set_knobs(feexpay_refuse_otp=False, feexpay_flow="otp_redirect")
+    assert _feexpay_push(sandbox, "mtn", otp="1234", return_url="http://x/o").json()["payment_url"]
+    sandbox.set_knobs(feexpay_flow="otp")
+    assert _feexpay_push(sandbox, "mtn").status_code == 400
+
+
+def test_outage_after_create_makes_the_payment_and_loses_the_answer(sandbox, receiver):
+    sandbox.set_knobs(outage_after_create=True)
+    lost = _feexpay_push(sandbox, callback_info="ABC")
+    assert lost.status_code == 502
+    (payment,) = sandbox.transactions("feexpay")
+    assert payment["callback_info"] == "ABC" and payment["status"] == "PENDING"
+    assert requests.get(sandbox.phone_url(payment["reference"])).status_code == 200  # the phone rings
+    api = sandbox.api_url("cinetpay")
+    assert requests.post(f"{api}/v2/payment", json=_cinetpay_payment(receiver)).status_code == 502
+    assert requests.post(f"{api}/v2/payment/check", json={}).status_code == 400  # only creations lose answers
+    assert len(sandbox.transactions("cinetpay")) == 1
+    sandbox.set_knobs(outage_drops_connection=True)
+    with pytest.raises(requests.ConnectionError):
+        _feexpay_push(sandbox)
+    assert len(sandbox.transactions("feexpay")) == 2
+
+
+def test_late_approvals(sandbox, receiver):
+    reference = _feexpay_push(sandbox).json()["reference"]
+    sandbox.decline("feexpay", reference)
+    assert sandbox.drain()
+    with pytest.raises(ValueError):  # Conflict: refused is refused
+        sandbox.approve("feexpay", reference)
+    sandbox.set_knobs(late_approvals=True)
+    sandbox.approve("feexpay", reference)
+    with pytest.raises(ValueError):
+        sandbox.approve("feexpay", reference)  # paid once only
+    first, late = receiver.wait_for("/webhooks/feexpay", 2)
+    assert [json.loads(h.body)["status"] for h in (first, late)] == ["FAILED", "SUCCESSFUL"]
+    tx = _fedapay_create(sandbox, receiver)
+    sandbox.cancel("fedapay", str(tx["id"]))
+    sandbox.approve("fedapay", str(tx["id"]))
+    payment = _cinetpay_payment(receiver)
+    requests.post(f"{sandbox.api_url('cinetpay')}/v2/payment", json=payment)
+    sandbox.decline("cinetpay", payment["transaction_id"])
+    sandbox.approve("cinetpay", payment["transaction_id"])
+    assert [t["status"] for t in sandbox.transactions("fedapay")] == ["approved"]
+    assert [t["status"] for t in sandbox.transactions("cinetpay")] == ["ACCEPTED"]
 
 
 def _links(html: str) -> list[str]:

@@ -22,15 +22,18 @@ from portal import htmx
 from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
-from portal.payments import PROVIDERS
+from portal.payments import PROVIDERS, find_network, phones
 from portal.services import payment_checks, purchase, retrieval
-from portal.services.order_state import find_order
+from portal.services.order_state import awaiting_late_payment, find_order
 
 bp = Blueprint("shop", __name__)
 
 MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 SERVER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LOGIN_DELAY_SECONDS = 3  # long enough to read the code before the browser goes to the router
+# How often an order's page looks again: each second while it waits for the payment, slowly once
+# it failed but may still be paid late.
+REFRESH_SECONDS, LATE_PAYMENT_REFRESH_SECONDS = 1, 15
 
 
 def hotspot_context(values) -> purchase.HotspotContext:
@@ -69,13 +72,15 @@ def load_router(slug: str) -> Router:
 
 
 def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str | None = None,
-                selected: Plan | None = None, status: int = 200):
+                error_field: str | None = None, selected: Plan | None = None, status: int = 200):
     plans = [selected] if selected else [p for p in router.plans if p.active]
     accounts = router.offered_accounts
-    networks = sorted({n for a in accounts for n in a.settings.get("networks", [])})
+    networks = purchase.offered_networks(accounts)
+    country = find_network(networks[0]).country if networks else current_app.config["PHONE_COUNTRY"]
     return render_template(
         "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
-        intent=secrets.token_urlsafe(16), error=error, form=request.form,
+        intent=secrets.token_urlsafe(16), error=error, error_field=error_field, form=request.form,
+        phone_example=phones.example(country),
     ), status
 
 
@@ -134,11 +139,12 @@ def buy(slug: str):
         order = purchase.start_purchase(
             router, plan_id=positive_int(form.get("plan_id")), account_id=positive_int(form.get("account_id")),
             intent=intent, phone=form.get("phone", ""), network=form.get("network", ""), context=context,
+            otp=form.get("otp", "")[:16],
         )
     except purchase.PurchaseError as exc:
         # Refused input made no order and does not count; a checkout the provider refused does.
         g.shop_counted = db.session.scalar(select(Order.id).where(Order.intent == intent)) is not None
-        return _plans_page(router, context, error=str(exc), status=422)
+        return _plans_page(router, context, error=str(exc), error_field=exc.field, status=422)
     g.shop_counted = True
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
@@ -192,16 +198,23 @@ def order_status(code: str):
     """The order page's polled fragment; a full reload once the order is settled."""
     order = load_order(code)
     payment_checks.poll(order)
-    if order.is_final:
+    view = _order_view(order)
+    if not view["refresh"]:
         return htmx.reload_page()
-    return render_template("shop/_order_status.html", order=order, **_order_view(order))
+    return render_template("shop/_order_status.html", order=order, **view)
 
 
 def _order_view(order: Order) -> dict:
     """What the order page shows: the ticket, whether the client is online, where to log in."""
     ticket = order.ticket if order.ticket and order.ticket.status == TicketStatus.CREATED else None
     online = bool(ticket and ticket.login_result == "ok")
+    refresh = None
+    if not order.is_final:
+        refresh = REFRESH_SECONDS
+    elif awaiting_late_payment(order):
+        refresh = LATE_PAYMENT_REFRESH_SECONDS
     return {
+        "refresh": refresh,  # seconds between looks at the order; None once it is settled
         "ticket": ticket,
         "online": online,
         "login_url": router_login_url(order.router, ticket, order.link_orig) if ticket and not online else "",

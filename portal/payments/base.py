@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,11 @@ class OrderData:
     description: str
     return_url: str  # where the buyer's browser comes back
     notify_url: str  # our webhook URL, for providers that take one per payment
-    phone: str | None = None
+    phone: str | None = None  # E.164 ("+2290197000000"), see portal/payments/phones.py
     network: str | None = None
     email: str | None = None
     customer_name: str | None = None
+    otp: str | None = None  # the payment code some networks want with the request; never stored
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,27 @@ class PaymentError(Exception):
 
 
 class ProviderUnavailable(PaymentError):
-    """Timeout, connection error, 5xx or an unreadable answer: try again later."""
+    """Timeout, connection error, 5xx or an unreadable answer: try again later.
+
+    `sent` is False only when no connection could be opened: the request cannot have reached the
+    provider. Otherwise it may have been acted on although its answer was lost.
+    """
+
+    def __init__(self, message: str, *, sent: bool = True, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.sent = sent
 
 
 class ProviderRejected(PaymentError):
-    """The provider (or a local check of its rules) refused: bad keys, invalid amount, unknown payment."""
+    """The provider (or a local check of its rules) refused: bad keys, invalid amount, unknown payment.
+
+    `code` is the provider's (an HTTP status, a provider code), or names the buyer's input at
+    fault: "phone", "network", "otp".
+    """
+
+
+class KeysRefused(ProviderRejected):
+    """The provider refused the account's keys: nothing is wrong with the payment, so ask again once fixed."""
 
 
 class InvalidNotification(PaymentError):
@@ -126,28 +144,27 @@ class CredentialField:
 
 @dataclass(frozen=True)
 class Network:
-    """A Mobile Money network a push provider charges, as buyers know it."""
+    """A Mobile Money network a push provider charges, as buyers know it, and how its payments go.
+
+    Whether a payment is a push to the phone or a page to open is the provider's answer to each
+    request, not a fact of the network (docs/providers.md#feexpay-flows); the network only says
+    what must be ready for either.
+    """
 
     code: str  # the provider's name for it, in its API paths
-    country: str  # ISO 3166 alpha-2, lower case
+    country: str  # ISO 3166 alpha-2, lower case: the payer's number must be of this country
     wallet: str  # the wallet's name, as buyers know it
-    currency: str = "XOF"
-
-
-# Country dial codes for the countries the three providers serve.
-DIAL_CODES: dict[str, str] = {
-    "bj": "229", "bf": "226", "ci": "225", "cg": "242", "gn": "224",
-    "ml": "223", "ne": "227", "sn": "221", "tg": "228",
-}
+    currency: str = "XOF"  # what its amounts are in; a plan in another currency cannot be paid on it
+    # The buyer first gets a payment code from the operator (by USSD) and types it; it goes with the request.
+    otp: bool = False
+    # How to get that code, for buyers (French, N_; may hold %(amount)s). USSD codes in it are unverified.
+    otp_hint: str = ""
+    # The answer may carry a payment page to open (Wave, Orange...): the request says where to come back.
+    may_redirect: bool = False
+    checkout_hosts: tuple[str, ...] = ()  # the hosts that page is known to use (the hotspot's walled garden)
 
 
 _DIGITS = re.compile(r"[0-9]{1,15}")
-
-
-def phone_digits(phone: str) -> str:
-    """Digits only, without an international "00" prefix: "00229 01-97" -> "2290197"."""
-    digits = re.sub(r"\D", "", phone)
-    return digits[2:] if digits.startswith("00") else digits
 
 
 def name_parts(name: str | None) -> tuple[str, str]:
@@ -216,6 +233,10 @@ class PaymentProvider(ABC):
     checkout_hosts: ClassVar[Mapping[str, tuple[str, ...]]]
     # Push providers charge a phone on a network the buyer picks; hosted pages need neither.
     needs_phone: ClassVar[bool] = False
+    # Whether a checkout whose answer never came may still reach the buyer (a push rings the phone
+    # anyway): such an order waits as "unknown" instead of failing. A hosted page nobody received
+    # cannot be paid.
+    unanswered_checkout_may_charge: ClassVar[bool] = False
     networks: ClassVar[Mapping[str, Network]] = {}
     currencies: ClassVar[tuple[str, ...]]  # ISO 4217 codes it charges in; the first is its usual one
     wallets: ClassVar[tuple[str, ...]] = ()  # what buyers pay with, by the names they know
@@ -268,8 +289,11 @@ class PaymentProvider(ABC):
         """Verify a notification over the raw request, then read it; raise InvalidNotification."""
 
     @abstractmethod
-    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
-        """Ask the provider where a payment stands."""
+    def fetch_status(self, provider_ref: str, order_code: str, network: str | None = None) -> PaymentCheck:
+        """Ask the provider where the order's payment stands (`network`: the one it was charged on, if any).
+
+        Raise ProviderRejected when the provider shows the payment belongs to another order.
+        """
 
     @abstractmethod
     def check_credentials(self) -> None:
@@ -305,7 +329,8 @@ class PaymentProvider(ABC):
         return text
 
     def error(
-        self, cls: type[E], message: str, *, code: str | None = None, provider_message: str | None = None
+        self, cls: type[E], message: str, *, code: str | None = None, provider_message: str | None = None,
+        **details: Any,
     ) -> E:
         """Build a typed error with credentials scrubbed from both texts."""
         return cls(
@@ -313,6 +338,7 @@ class PaymentProvider(ABC):
             provider=self.name,
             code=code,
             provider_message=self.scrub(provider_message) if provider_message else None,
+            **details,
         )
 
     def request(
@@ -338,20 +364,34 @@ class PaymentProvider(ABC):
             )
         except requests.RequestException as exc:
             log.warning("%s %s %s failed: %s", self.name, method, path, type(exc).__name__)
-            raise self.error(ProviderUnavailable, f"no answer ({type(exc).__name__})", code="network") from None
+            raise self.error(ProviderUnavailable, f"no answer ({type(exc).__name__})", code="network",
+                             sent=not _never_sent(exc)) from None
         status = response.status_code
         log.debug("%s %s %s -> %s", self.name, method, path, status)
         try:
             body = response.json()
         except ValueError:  # includes decoding errors
             body = None
-        said = self.provider_message(body) if isinstance(body, dict) else None
         if status >= 500:
+            said = self.provider_message(body) if isinstance(body, dict) else None
             raise self.error(ProviderUnavailable, f"server error (HTTP {status})", code=str(status),
                              provider_message=said)
         if status >= 400 and (reject_4xx or not isinstance(body, dict)):
-            raise self.error(ProviderRejected, f"request refused (HTTP {status})", code=str(status),
-                             provider_message=said)
+            raise self.refusal(status, body if isinstance(body, dict) else {})
         if not isinstance(body, dict):
             raise self.error(ProviderUnavailable, f"unreadable answer (HTTP {status})", code="body")
         return Answer(status, body)
+
+    def refusal(self, status: int, body: Mapping[str, Any]) -> ProviderRejected:
+        """The error for a 4xx answer: KeysRefused for 401 and 403, ProviderRejected otherwise."""
+        cls = KeysRefused if status in (401, 403) else ProviderRejected
+        return self.error(cls, f"request refused (HTTP {status})", code=str(status),
+                          provider_message=self.provider_message(body))
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request failed before a connection opened (refused, no route, unknown host, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)

@@ -19,6 +19,7 @@ from portal.payments.base import (
     CheckoutSession,
     CredentialField,
     InvalidNotification,
+    KeysRefused,
     OrderData,
     PaymentCheck,
     PaymentEvent,
@@ -158,7 +159,7 @@ class CinetPay(PaymentProvider):
         # The IPN carries no status: it only says "check this transaction".
         return PaymentEvent(provider_ref=trans_id, order_code=trans_id, status_hint=None, event_id=None)
 
-    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
+    def fetch_status(self, provider_ref: str, order_code: str, network: str | None = None) -> PaymentCheck:
         payload = {**self._account, "transaction_id": provider_ref}
         body = self.request("POST", "/v2/payment/check", json=payload, reject_4xx=False).body
         code = text(body.get("code"))
@@ -195,7 +196,8 @@ class CinetPay(PaymentProvider):
         said = self.provider_message(body)
         if code == UNAVAILABLE_CODE:
             return self.error(ProviderUnavailable, "service unavailable", code=code, provider_message=said)
-        return self.error(ProviderRejected, f"request refused (code {code})", code=code, provider_message=said)
+        cls = KeysRefused if code in AUTH_CODES else ProviderRejected
+        return self.error(cls, f"request refused (code {code})", code=code, provider_message=said)
 
     def _form(self, body: bytes) -> dict[str, str]:
         """Decode an urlencoded body; the first value wins for a repeated field, as in werkzeug."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -17,8 +18,8 @@ from urllib.parse import quote
 
 import requests
 
+from portal.payments import phones
 from portal.payments.base import (
-    DIAL_CODES,
     CheckoutSession,
     CredentialField,
     InvalidNotification,
@@ -33,10 +34,11 @@ from portal.payments.base import (
     digests_equal,
     header,
     name_parts,
-    phone_digits,
     text,
     whole_number,
 )
+
+log = logging.getLogger(__name__)
 
 # FedaPay's paid set also holds the refunded states; a refunded ticket is not a sold ticket.
 # Both "declined" and "canceled" are final failures (FedaPay's own pages disagree on which is which).
@@ -118,11 +120,7 @@ class FedaPay(PaymentProvider):
             "callback_url": order.return_url,
             "custom_metadata": {"order_code": order.code},
         }
-        customer = _customer(order)
-        if customer:
-            payload["customer"] = customer
-        answer = self.request("POST", "/v1/transactions", json=payload, headers=self._auth)
-        created = self._transaction(answer.body)
+        created = self._create_transaction(payload, _customer(order))
         ref = text(created.get("id"))
         if ref is None:
             raise self.error(ProviderUnavailable, "transaction created without an id", code="body")
@@ -154,7 +152,7 @@ class FedaPay(PaymentProvider):
             provider_ref=ref, order_code=_order_code(entity), status_hint=status, event_id=event_id
         )
 
-    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
+    def fetch_status(self, provider_ref: str, order_code: str, network: str | None = None) -> PaymentCheck:
         answer = self.request(
             "GET",
             f"/v1/transactions/{quote(provider_ref, safe='')}",
@@ -192,6 +190,24 @@ class FedaPay(PaymentProvider):
             )
             return f"{message} ({details})" if message else details
         return message
+
+    def _create_transaction(self, payload: dict[str, Any], customer: dict[str, Any]) -> Mapping[str, Any]:
+        """Create the transaction with what the buyer gave; a refused customer is tried again smaller.
+
+        FedaPay's pages disagree on what a customer needs (an email, or a phone alone), so when it
+        refuses the customer Kiosque tries once without the phone, then once without a customer,
+        and never invents an email (docs/providers.md#fedapay-customer).
+        """
+        smaller = [customer, {k: v for k, v in customer.items() if k != "phone_number"}]
+        for tried in [c for i, c in enumerate(smaller) if c and c not in smaller[:i]]:
+            answer = self.request("POST", "/v1/transactions", json={**payload, "customer": tried},
+                                  headers=self._auth, reject_4xx=False)
+            if answer.status < 400:
+                return self._transaction(answer.body)
+            if not _refuses_customer(answer.body):
+                raise self.refusal(answer.status, answer.body)
+            log.info("fedapay refused a customer with %s: trying again with less", ", ".join(sorted(tried)))
+        return self._transaction(self.request("POST", "/v1/transactions", json=payload, headers=self._auth).body)
 
     def _transaction(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """Unwrap FedaPay's `{"v1/transaction": {...}}`."""
@@ -238,7 +254,7 @@ def _order_code(tx: Mapping[str, Any]) -> str | None:
 
 
 def _customer(order: OrderData) -> dict[str, Any]:
-    """The inline customer FedaPay pre-fills its page with; the phone only when its country is known."""
+    """The inline customer FedaPay pre-fills its page with; the phone only when it is an international number."""
     customer: dict[str, Any] = {}
     first, last = name_parts(order.customer_name)
     if first:
@@ -246,8 +262,21 @@ def _customer(order: OrderData) -> dict[str, Any]:
         customer["lastname"] = last or first
     if order.email:
         customer["email"] = order.email
-    digits = phone_digits(order.phone or "")
-    country = next((c for c, code in DIAL_CODES.items() if digits.startswith(code) and len(digits) >= 11), None)
-    if country:
-        customer["phone_number"] = {"number": f"+{digits}", "country": country}
+    try:
+        number = phones.normalise(order.phone or "", "")  # international numbers only
+    except phones.InvalidPhone:
+        return customer
+    customer["phone_number"] = {"number": number, "country": phones.country_of(number)}
     return customer
+
+
+_CUSTOMER_WORDS = re.compile(r"customer|email|e-mail|phone", re.IGNORECASE)
+
+
+def _refuses_customer(body: Mapping[str, Any]) -> bool:
+    """Whether a refusal is about the customer: an error key under `customer`, or a message naming it."""
+    errors = body.get("errors")
+    if isinstance(errors, dict) and any(isinstance(k, str) and k.startswith("customer") for k in errors):
+        return True
+    message = body.get("message")
+    return isinstance(message, str) and _CUSTOMER_WORDS.search(message) is not None

@@ -1,8 +1,13 @@
-"""FeexPay: a "request to pay" push to the buyer's phone, then a status endpoint.
+"""FeexPay: a "request to pay" on the buyer's network, then a status endpoint.
 
-There is no hosted page: the operator asks the buyer to confirm on the phone, so the app needs
-the phone number and network first. FeexPay's webhook (a URL set in its dashboard) is unsigned,
-so a notification is only a pointer to a reference whose status the app fetches.
+FeexPay has no hosted page of its own. Its answer to each request says how the buyer approves:
+most networks push a prompt to the phone; some (Wave, Orange...) answer with a `payment_url` the
+buyer must open; some want a payment code (OTP) the buyer got from the operator by USSD, sent
+with the request. The network table below only says when to ask for that code first, where a
+payment page may come from, and the currency (docs/providers.md#feexpay-networks). A request
+whose answer is lost may still ring the phone (`unanswered_checkout_may_charge`). FeexPay's
+webhook (a URL set in its dashboard) is unsigned, so a notification is only a pointer to a
+reference whose status the app fetches.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from portal.payments import phones
 from portal.payments.base import (
-    DIAL_CODES,
     CheckoutSession,
     CredentialField,
     InvalidNotification,
+    KeysRefused,
     N_,
     Network,
     OrderData,
@@ -28,30 +34,52 @@ from portal.payments.base import (
     ProviderRejected,
     ProviderUnavailable,
     name_parts,
-    phone_digits,
     text,
     whole_number,
 )
 
+# How to get an Orange Money payment code. The USSD codes come from integrations, never from
+# Orange: "essayez" says so to the buyer (docs/providers.md#ussd-hints).
+_ORANGE_SN_CODE = N_("Demandez un code de paiement dans le menu Orange Money de votre téléphone (essayez "
+                     "#144#391#), puis saisissez-le ici.")
+_ORANGE_BF_CODE = N_("Demandez un code de paiement dans le menu Orange Money de votre téléphone (essayez "
+                     "*144*4*6*%(amount)s#), puis saisissez-le ici.")
+_ORANGE_CI_CODE = N_("Demandez un code de paiement dans le menu Orange Money de votre téléphone (essayez "
+                     "#144*82#, option 2), puis saisissez-le ici.")
+
 # The networks by their path segment ("celtiis_bj", not "celtiis"), with the wallet buyers know.
+# Where the sources disagree on push or payment page (Moov CI and BF, Free SN, Orange), the
+# request is ready for a page and the answer decides. Coris Money (a bank wallet that texts a
+# code after a first answer) is not offered: Kiosque does not follow that flow.
 NETWORKS: dict[str, Network] = {n.code: n for n in (
     Network("mtn", "bj", "MTN MoMo"), Network("moov", "bj", "Moov Money"),
-    Network("celtiis_bj", "bj", "Celtiis Cash"), Network("coris", "bj", "Coris Money"),
+    Network("celtiis_bj", "bj", "Celtiis Cash"),
     Network("togocom_tg", "tg", "T-Money"), Network("moov_tg", "tg", "Flooz"),
-    Network("mtn_ci", "ci", "MTN MoMo"), Network("moov_ci", "ci", "Moov Money"),
-    Network("orange_ci", "ci", "Orange Money"), Network("wave_ci", "ci", "Wave"),
-    Network("orange_bf", "bf", "Orange Money"), Network("moov_bf", "bf", "Moov Money"),
-    Network("orange_sn", "sn", "Orange Money"), Network("free_sn", "sn", "Free Money"),
-    Network("wave_sn", "sn", "Wave"),
+    Network("mtn_ci", "ci", "MTN MoMo"),
+    Network("moov_ci", "ci", "Moov Money", may_redirect=True),
+    Network("orange_ci", "ci", "Orange Money", otp_hint=_ORANGE_CI_CODE, may_redirect=True,
+            checkout_hosts=("mpayment.orange-money.com",)),
+    Network("wave_ci", "ci", "Wave", may_redirect=True, checkout_hosts=("pay.wave.com",)),
+    Network("orange_bf", "bf", "Orange Money", otp=True, otp_hint=_ORANGE_BF_CODE, may_redirect=True),
+    Network("moov_bf", "bf", "Moov Money", may_redirect=True),
+    Network("orange_sn", "sn", "Orange Money", otp=True, otp_hint=_ORANGE_SN_CODE, may_redirect=True,
+            checkout_hosts=("sugu.orange-sonatel.com",)),
+    Network("free_sn", "sn", "Free Money", may_redirect=True),
+    Network("wave_sn", "sn", "Wave", may_redirect=True, checkout_hosts=("pay.wave.com",)),
     Network("mtn_cg", "cg", "MTN MoMo", currency="XAF"),
 )}
 
-# SUCCESSFUL/PENDING/FAILED are the documented values; the others appear in SDK types and integrations.
+# SUCCESSFUL/PENDING/FAILED are the documented values; the others appear in SDK types and
+# integrations. ACCEPTED, like INPROGRESS, means "not paid yet" in FeexPay's own widget.
 STATUSES: dict[str, PaymentStatus] = {
     "SUCCESSFUL": PaymentStatus.PAID,
     "SUCCESS": PaymentStatus.PAID,
     "PENDING": PaymentStatus.PENDING,
     "IN PENDING STATE": PaymentStatus.PENDING,
+    "ACCEPTED": PaymentStatus.PENDING,
+    "INPROGRESS": PaymentStatus.PENDING,
+    "INITIATED": PaymentStatus.PENDING,
+    "PRE_INITIATED": PaymentStatus.PENDING,
     "FAILED": PaymentStatus.FAILED,
     "INSUFFICIENT_FUNDS": PaymentStatus.FAILED,
     "TIMEOUT": PaymentStatus.EXPIRED,
@@ -59,15 +87,15 @@ STATUSES: dict[str, PaymentStatus] = {
     "CANCELED": PaymentStatus.CANCELLED,
 }
 
+# What a refusal's message is about, by the words FeexPay and the operators use (first match wins).
+_REFUSED_INPUT = (
+    ("otp", re.compile(r"\botp\b|payment code|code de paiement", re.IGNORECASE)),
+    ("phone", re.compile(r"phone|num[ée]ro|msisdn", re.IGNORECASE)),
+    ("network", re.compile(r"network|r[ée]seau", re.IGNORECASE)),
+)
+
 # Only letters, digits and spaces: MTN refuses anything else.
 _NOT_ALLOWED_IN_DESCRIPTION = re.compile(r"[^a-zA-Z0-9 ]")
-
-
-def international_phone(phone: str, network: str) -> str:
-    """The digits FeexPay wants: country code included, e.g. "01 97 00 00 00" on mtn -> "2290197000000"."""
-    digits = phone_digits(phone)
-    # National numbers have at most 10 digits; anything longer already starts with its country code.
-    return DIAL_CODES[NETWORKS[network].country] + digits if len(digits) <= 10 else digits
 
 
 def _description(value: str) -> str:
@@ -84,16 +112,18 @@ _BAD_TOKEN = N_("le jeton API (fp_…) est refusé. Recopiez-le depuis le tablea
 class FeexPay(PaymentProvider):
     name = "feexpay"
     title = "FeexPay"
-    api_urls = {"live": "https://api.feexpay.me"}
+    # V2: the V1 host (api.feexpay.me) answers 502 since September 2026; the paths are the same.
+    api_urls = {"live": "https://api-v2.feexpay.me"}
     credential_fields = (
         CredentialField("shop_id", N_("Identifiant de la boutique (shop)"), secret=False),
         CredentialField("token", N_("Jeton API (fp_…)"), secret=True),
     )
     public_id_field = "shop_id"
-    # The buyer confirms on the phone and never leaves Kiosque's pages: nothing to open in the
-    # walled garden (FeexPay's own widget would need api.feexpay.me and api.ipify.org).
+    # A push needs nothing in the walled garden (FeexPay's own widget would need api.feexpay.me and
+    # api.ipify.org); payment pages need their network's checkout_hosts.
     checkout_hosts = {"live": ()}
     needs_phone = True
+    unanswered_checkout_may_charge = True
     networks = NETWORKS
     wallets = tuple(dict.fromkeys(n.wallet for n in NETWORKS.values()))
     currencies = tuple(dict.fromkeys(n.currency for n in NETWORKS.values()))
@@ -107,14 +137,16 @@ class FeexPay(PaymentProvider):
         return {"Authorization": f"Bearer {self.credentials['token']}"}
 
     def create_checkout(self, order: OrderData) -> CheckoutSession:
-        if not order.phone or not phone_digits(order.phone):
-            raise self.error(ProviderRejected, "a phone number is needed for the payment request", code="phone")
-        if order.network not in NETWORKS:
+        network = NETWORKS.get(order.network or "")
+        if network is None:
             raise self.error(ProviderRejected, f"unknown network {order.network!r}", code="network")
+        number = self._phone_number(order.phone or "", network)
+        if network.otp and not order.otp:
+            raise self.error(ProviderRejected, f"{network.code} needs the buyer's payment code (otp)", code="otp")
         payload: dict[str, Any] = {
             "shop": self.credentials["shop_id"],
             "amount": order.amount,
-            "phoneNumber": international_phone(order.phone, order.network),
+            "phoneNumber": phones.digits(number),
             "description": _description(order.description),
             "callback_info": order.code,
         }
@@ -123,13 +155,23 @@ class FeexPay(PaymentProvider):
             payload.update(first_name=first, last_name=last)
         if order.email:
             payload["email"] = order.email
-        path = f"/api/transactions/public/requesttopay/{order.network}"
-        body = self.request("POST", path, json=payload, headers=self._auth).body
-        ref = text(body.get("reference"))
+        if order.otp:
+            payload["otp"] = order.otp
+        if network.may_redirect:  # the buyer comes back to the order page, paid or not
+            payload.update(return_url=order.return_url, cancel_url=order.return_url)
+        path = f"/api/transactions/public/requesttopay/{network.code}"
+        try:
+            body = self.request("POST", path, json=payload, headers=self._auth).body
+        except KeysRefused:
+            raise
+        except ProviderRejected as exc:
+            raise self._about_input(exc) from None
+        # Payment pages may name the payment by order_id alone.
+        ref = text(body.get("reference")) or text(body.get("order_id"))
         if ref is None:
             raise self.error(ProviderUnavailable, "payment request without a reference", code="body")
         # Even an immediate FAILED or SUCCESSFUL is only confirmed by the status call.
-        return CheckoutSession(provider_ref=ref, redirect_url=None)
+        return CheckoutSession(provider_ref=ref, redirect_url=self._payment_page(body))
 
     def parse_notification(
         self, body: bytes, headers: Mapping[str, str], form: Mapping[str, str] | None = None
@@ -149,18 +191,23 @@ class FeexPay(PaymentProvider):
     def notification_is_signed(self) -> bool:
         return False
 
-    def fetch_status(self, provider_ref: str, order_code: str) -> PaymentCheck:
+    def fetch_status(self, provider_ref: str, order_code: str, network: str | None = None) -> PaymentCheck:
         path = f"/api/transactions/public/single/status/{quote(provider_ref, safe='')}"
         body = self.request("GET", path, headers=self._auth).body
         # Some integrations find the payment under `data`.
         payment = body["data"] if isinstance(body.get("data"), dict) else body
+        owner = text(payment.get("callback_info"))
+        if owner is not None and owner != order_code:
+            raise self.error(ProviderRejected, f"payment {provider_ref} belongs to another order", code="order")
         status = text(payment.get("status"))
         return PaymentCheck(
             provider_ref=provider_ref,
             status=STATUSES.get(status.upper(), PaymentStatus.PENDING) if status else PaymentStatus.PENDING,
             amount=whole_number(payment.get("amount")),
-            currency=text(payment.get("currency")) or "XOF",  # FeexPay's amounts are XOF; it rarely says so
-            payer_reference=text(payment.get("ref_operator")),
+            # FeexPay names no currency: its amounts are in the network's (XAF in Congo).
+            currency=text(payment.get("currency")) or (NETWORKS[network].currency if network in NETWORKS else None),
+            # `operator_id` in the status answer, `ref_operator` in the webhook's words.
+            payer_reference=text(payment.get("operator_id")) or text(payment.get("ref_operator")),
             payer_phone=text(payment.get("phoneNumber")),
         )
 
@@ -169,13 +216,37 @@ class FeexPay(PaymentProvider):
         path = "/api/transactions/public/single/status/kiosque-credentials-check"
         answer = self.request("GET", path, headers=self._auth, reject_4xx=False)
         if answer.status in (401, 403):
-            raise self.error(
-                ProviderRejected,
-                f"token refused (HTTP {answer.status})",
-                code=str(answer.status),
-                provider_message=self.provider_message(answer.body),
-            )
+            raise self.refusal(answer.status, answer.body)
 
     def provider_message(self, body: Mapping[str, Any]) -> str | None:
         """FeexPay explains itself in `message` or `error`."""
         return super().provider_message(body) or text(body.get("error"))
+
+    def _phone_number(self, phone: str, network: Network) -> str:
+        """The payer's number in E.164, which must be a mobile number of the network's country."""
+        try:
+            number = phones.normalise(phone, network.country)
+        except phones.InvalidPhone:
+            number = ""
+        if not number or phones.country_of(number) != network.country:
+            raise self.error(ProviderRejected, f"not a mobile number of {network.country.upper()}", code="phone")
+        return number
+
+    def _about_input(self, refusal: ProviderRejected) -> ProviderRejected:
+        """A refusal that names the buyer's input (the number, the payment code, the network) says which."""
+        said = refusal.provider_message or ""
+        field = next((name for name, words in _REFUSED_INPUT if words.search(said)), None)
+        if field is None:
+            return refusal
+        return self.error(ProviderRejected, f"the {field} was refused ({refusal.code})", code=field,
+                          provider_message=said)
+
+    def _payment_page(self, body: Mapping[str, Any]) -> str | None:
+        """The page the buyer must open (`payment_url`, `paymentUrl` in some code); None for a push."""
+        url = text(body.get("payment_url")) or text(body.get("paymentUrl"))
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise self.error(ProviderUnavailable, "payment_url is not a web address", code="body")
+        return url

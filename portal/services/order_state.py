@@ -1,8 +1,11 @@
 """An order's life: its states, its timeline, and the conditional updates that move it.
 
     created ──checkout──▶ pending ──paid──▶ paid ──ticket on the router──▶ provisioned
-       │                     │  ▲             (claimed by one worker or request at a time)
-       └──────────────────▶ failed / expired ─┘ a payment confirmed late still makes the ticket
+       │ │                                  (claimed by one worker or request at a time)
+       │ └──answer lost (a push)──▶ unknown ──a callback names its payment──▶ pending / paid / failed
+       └──cannot start──▶ failed
+    pending, unknown ──declined, cancelled, too late──▶ failed / expired
+    failed, expired ──a payment confirmed late──▶ paid
 
 Every move is an UPDATE conditional on the state it leaves, so duplicates and races apply it
 once. A paid order's provisioning is claimed: the claim writes a fresh token and a deadline, and
@@ -25,8 +28,8 @@ from portal.services.rows import update_if
 
 log = logging.getLogger(__name__)
 
-# Waiting for the buyer's payment.
-OPEN = (OrderStatus.CREATED, OrderStatus.PENDING)
+# Waiting for the buyer's payment (an unknown order, whose checkout answer was lost, may get it too).
+OPEN = (OrderStatus.CREATED, OrderStatus.PENDING, OrderStatus.UNKNOWN)
 # Statuses from which a confirmed payment moves an order to "paid": money received always
 # becomes a ticket, even after the order was given up as failed or expired.
 PAYABLE = (*OPEN, OrderStatus.FAILED, OrderStatus.EXPIRED)
@@ -50,6 +53,30 @@ def transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **
     The order object is brought up to date from the same statement when it moved.
     """
     return update_if(order, Order.status.in_(from_), status=to, **values)
+
+
+def awaiting_late_payment(order: Order) -> bool:
+    """A failed order that may still be paid: the provider has a payment for it, younger than ORDER_TTL.
+
+    Buyers retry and providers notify after each change (a first "refused" may be followed by
+    "accepted"), so such an order is still asked about, more slowly, until it expires.
+    """
+    young = order.created_at > utcnow() - timedelta(seconds=current_app.config["ORDER_TTL"])
+    return order.status == OrderStatus.FAILED and order.provider_ref is not None and young
+
+
+def adopt_reference(order: Order, provider_ref: str) -> bool:
+    """Give an order without a provider reference (its checkout answer was lost) the one a callback names.
+
+    Only a callback can bring it (no provider can be searched by our code); the status check
+    that follows must then confirm the payment is this order's. False if the order has one.
+    """
+    return update_if(order, Order.provider_ref.is_(None), provider_ref=provider_ref)
+
+
+def drop_reference(order: Order, provider_ref: str) -> bool:
+    """Forget an adopted reference the provider did not confirm as this order's payment."""
+    return update_if(order, Order.provider_ref == provider_ref, provider_ref=None)
 
 
 def find_order(code: str) -> Order | None:

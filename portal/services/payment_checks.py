@@ -3,7 +3,9 @@
 Webhooks, the buyer's return, the order page's polling and the worker are all hints that make
 Kiosque ask. A payment counts when the status API says paid with the order's exact amount and
 currency; then the same update marks the order paid and claims its provisioning, which follows at
-once. A late "paid" revives an order given up as failed or expired.
+once. A late "paid" revives an order given up as failed or expired: a failed order with a payment
+at the provider is still asked about, more slowly, until ORDER_TTL. An unknown order (its checkout
+answer was lost) has nothing to ask about until a callback names its payment (webhook_intake).
 """
 
 from datetime import datetime, timedelta
@@ -16,7 +18,7 @@ from portal.models import CheckSource, EventKind, Order, OrderStatus, utcnow
 from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus, ProviderUnavailable
 from portal.services import provisioning
 from portal.services.accounts import provider_for
-from portal.services.order_state import OPEN, claim_payment, record, transition
+from portal.services.order_state import OPEN, awaiting_late_payment, claim_payment, record, transition
 
 # What a provider's "no" does to an order still waiting for its payment, and its timeline line.
 FAILURES = {
@@ -33,7 +35,7 @@ def check_payment(order: Order, source: CheckSource, adapter: PaymentProvider | 
     adapter = adapter or provider_for(order.account)
     checked_at = utcnow()
     try:
-        check = adapter.fetch_status(order.provider_ref, order.code)
+        check = adapter.fetch_status(order.provider_ref, order.code, order.network or None)
     except PaymentError as exc:
         order.last_checked_at, order.last_error = checked_at, str(exc)[:300]
         cause = "unavailable" if isinstance(exc, ProviderUnavailable) else "refused"
@@ -64,9 +66,13 @@ def apply_check(order: Order, check: PaymentCheck, source: CheckSource, checked_
             db.session.commit()
             provisioning.provision_order(order)
         return
-    to, kind = FAILURES.get(check.status, (None, None))
-    if to and transition(order, to, OPEN, last_checked_at=checked_at):
-        record(order, kind, source=source, status=check.status)
+    if check.status == PaymentStatus.PENDING and order.status == OrderStatus.UNKNOWN:
+        # Its request did reach the provider after all: the buyer is being asked to pay.
+        (to, kind), from_ = (OrderStatus.PENDING, EventKind.CHECKOUT_STARTED), (OrderStatus.UNKNOWN,)
+    else:
+        (to, kind), from_ = FAILURES.get(check.status, (None, None)), OPEN
+    if to and transition(order, to, from_, last_checked_at=checked_at):
+        record(order, kind, f"reference {check.provider_ref}", source=source, status=check.status)
     else:
         order.last_checked_at = checked_at
     db.session.commit()
@@ -78,17 +84,24 @@ def poll(order: Order, *, returned: bool = False) -> None:
     `returned` is the buyer coming back from the provider's page: a hint worth checking at once.
     Whatever asks, one order's provider is asked at most once per PROVIDER_CHECK_GAP seconds.
     """
-    if order.status == OrderStatus.PENDING:
-        config = current_app.config
-        quiet = timedelta(seconds=0 if returned else config["ORDER_POLL_AFTER"])
-        last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
-        if utcnow() - last_news >= quiet and take_turn(order.id, config["PROVIDER_CHECK_GAP"]):
-            try:
-                check_payment(order, CheckSource.BUYER_RETURNED if returned else CheckSource.ORDER_PAGE)
-            except PaymentError:
-                pass  # recorded; the next poll tries again
-    elif order.status == OrderStatus.PAID and (order.next_attempt_at is None or order.next_attempt_at <= utcnow()):
-        provisioning.provision_order(order)
+    if order.status == OrderStatus.PAID:
+        if order.next_attempt_at is None or order.next_attempt_at <= utcnow():
+            provisioning.provision_order(order)
+        return
+    config = current_app.config
+    if order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN) and order.provider_ref is not None:
+        quiet = config["ORDER_POLL_AFTER"]
+    elif awaiting_late_payment(order):
+        quiet = config["FAILED_ORDER_POLL_AFTER"]
+    else:
+        return
+    last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
+    if utcnow() - last_news >= timedelta(seconds=0 if returned else quiet) \
+            and take_turn(order.id, config["PROVIDER_CHECK_GAP"]):
+        try:
+            check_payment(order, CheckSource.BUYER_RETURNED if returned else CheckSource.ORDER_PAGE)
+        except PaymentError:
+            pass  # recorded; the next poll tries again
 
 
 def take_turn(order_id: int, gap: float) -> bool:

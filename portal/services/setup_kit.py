@@ -4,8 +4,9 @@ Decisions, for whoever changes them:
 
 - Walled garden: one `/ip hotspot walled-garden ip` entry per host the buyer's browser must
   reach before paying: Kiosque itself, then each offered account's checkout hosts, which each
-  adapter declares per environment (`checkout_hosts`). Provider APIs that only Kiosque's server
-  calls stay out.
+  adapter declares per environment (`checkout_hosts`), and those of the payment pages of the
+  networks the account enabled (`Network.checkout_hosts`). Provider APIs that only Kiosque's
+  server calls stay out.
 - API user: group `kiosque` with `api,read,write`. `api` lets it log in over the API, `read`
   covers every print (facts, profiles, hotspot users), `write` covers hotspot user add/remove
   and `/ip/hotspot/active/login`. Nothing more: `test` is for ping, traceroute and the like,
@@ -90,9 +91,12 @@ def source_address(router: Router | None = None) -> str:
 
 
 def provider_hosts(account: PaymentAccount) -> tuple[str, ...]:
-    """The hosts a buyer's browser must reach to pay through this account."""
-    hosts = PROVIDERS[account.provider].checkout_hosts
-    return hosts.get(account.environment) or next(iter(hosts.values()))
+    """The hosts a buyer's browser must reach to pay through this account: the provider's own, then
+    the payment pages of the networks it enabled."""
+    adapter = PROVIDERS[account.provider]
+    hosts = adapter.checkout_hosts.get(account.environment) or next(iter(adapter.checkout_hosts.values()))
+    networks = [adapter.networks[n] for n in account.settings.get("networks", []) if n in adapter.networks]
+    return hosts + tuple(h for network in networks for h in network.checkout_hosts)
 
 
 def walled_garden_hosts(router: Router, kiosque_host: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 The URL's token finds the owner's account; the adapter (built once per callback) verifies the
 signature over the raw body and reads the order it names. A verified callback is still only a
-hint: the payment counts once the provider's status API confirms it (payment_checks).
+hint: the payment counts once the provider's status API confirms it (payment_checks). An order
+whose checkout answer was lost has no provider reference: the callback naming it by its code
+brings one, kept only if the status API confirms it is this order's payment.
 """
 
 import logging
@@ -13,9 +15,9 @@ from sqlalchemy.orm import joinedload
 from portal.extensions import db
 from portal.models import CheckSource, EventKind, Order, PaymentAccount, WebhookEvent, utcnow
 from portal.payments import PROVIDERS
-from portal.payments.base import InvalidNotification, PaymentError, ProviderRejected
+from portal.payments.base import InvalidNotification, KeysRefused, PaymentError, ProviderRejected
 from portal.services.accounts import provider_for
-from portal.services.order_state import record
+from portal.services.order_state import adopt_reference, drop_reference, record
 from portal.services.payment_checks import check_payment
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,12 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
     if notice.provider_ref:
         clauses.append(Order.provider_ref == notice.provider_ref)
     with db.session.no_autoflush:  # the event is written once, with its outcome
-        order = db.session.scalar(
+        found = db.session.scalars(
             select(Order).where(Order.account_id == account.id, or_(*clauses)).options(joinedload(Order.router))
-        ) if clauses else None
+        ).all() if clauses else []
+    # The payment's own reference first; the code only finds an order that has none of the account's.
+    by_ref = next((o for o in found if notice.provider_ref and o.provider_ref == notice.provider_ref), None)
+    order = by_ref or next(iter(found), None)
     if order is None:
         event.outcome = "unknown order"
         db.session.commit()
@@ -65,11 +70,17 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
         return 200
     event.order_id, event.outcome = order.id, "checked"
     order.notified_at = utcnow()
-    record(order, EventKind.NOTIFIED, status=notice.status_hint)
+    adopted = by_ref is None and notice.provider_ref is not None and adopt_reference(order, notice.provider_ref)
+    record(order, EventKind.NOTIFIED, f"reference {notice.provider_ref} taken" if adopted else "",
+           status=notice.status_hint)
     db.session.commit()
     try:
         check_payment(order, CheckSource.WEBHOOK, adapter)
+    except KeysRefused:
+        return 503  # the owner's keys, not the payment: the notification must come back once they are fixed
     except ProviderRejected:
+        if adopted and drop_reference(order, notice.provider_ref):  # not this order's payment after all
+            db.session.commit()
         return 200  # the provider does not know it: a retry cannot help
     except PaymentError:
         return 503  # ask again later; the order page and the worker poll too

@@ -24,7 +24,7 @@ from datetime import timedelta
 from flask import Flask, current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal import formatting
@@ -56,7 +56,7 @@ class RouterWork:
     """What one router's task does in a sweep."""
 
     router_id: int
-    polls: list[int] = field(default_factory=list)  # pending orders to ask the provider about
+    polls: list[int] = field(default_factory=list)  # orders to ask the provider about
     retries: list[int] = field(default_factory=list)  # paid orders whose ticket is due
     check: bool = False  # ask the router who it is (health)
     slow: bool = True  # never reached yet, or failing
@@ -164,14 +164,22 @@ def plan_router_work() -> list[RouterWork]:
     now = utcnow()
     reachable = or_(Router.retry_at.is_(None), Router.retry_at <= now)
     work: dict[int, RouterWork] = defaultdict(lambda: RouterWork(0))
-    quiet_since = now - timedelta(seconds=config["WORKER_POLL_AFTER"])
+
+    def quiet_for(seconds: float):
+        """No news of the order for `seconds`: not made, notified or checked since."""
+        since = now - timedelta(seconds=seconds)
+        return and_(Order.created_at < since, or_(Order.notified_at.is_(None), Order.notified_at < since),
+                    or_(Order.last_checked_at.is_(None), Order.last_checked_at < since))
+
+    # Orders waiting for their payment, and failed ones that may still be paid late (more slowly),
+    # until ORDER_TTL; only those with a payment at the provider can be asked about.
     polls = db.session.execute(
         select(Order.id, Order.router_id).where(
-            Order.status == OrderStatus.PENDING,
+            Order.provider_ref.is_not(None),
             Order.created_at >= now - timedelta(seconds=config["ORDER_TTL"]),
-            Order.created_at < quiet_since,
-            or_(Order.notified_at.is_(None), Order.notified_at < quiet_since),
-            or_(Order.last_checked_at.is_(None), Order.last_checked_at < quiet_since),
+            or_(and_(Order.status.in_((OrderStatus.PENDING, OrderStatus.UNKNOWN)),
+                     quiet_for(config["WORKER_POLL_AFTER"])),
+                and_(Order.status == OrderStatus.FAILED, quiet_for(config["FAILED_ORDER_POLL_AFTER"]))),
         ).order_by(Order.last_checked_at.nulls_first()).limit(BATCH)
     ).all()
     for order_id, router_id in polls:
