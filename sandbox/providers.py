@@ -217,7 +217,9 @@ class ProviderSandbox:
         for knob, default in KNOBS.items():
             setattr(self, knob, default)
         self._lock = threading.RLock()
-        self._ids = itertools.count(1001)
+        # FedaPay's ids, from the clock in milliseconds: a restarted demo keeps its database, whose
+        # orders hold the ids handed out before, and fewer than one id a millisecond is ever asked for.
+        self._ids = itertools.count(time.time_ns() // 1_000_000)
         self._fedapay_accounts: dict[str, dict[str, Any]] = {}  # by secret key
         self._cinetpay_accounts: dict[str, dict[str, str]] = {}  # by site_id
         self._feexpay_accounts: dict[str, dict[str, Any]] = {}  # by token

@@ -4,8 +4,10 @@ import time
 from portal.extensions import db
 from portal.models import Order, Plan, Router
 from portal.services import owners, provisioning
-from sandbox import demo
+from sandbox import demo, point_adapters_at
+from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
+from tests.conftest import Buyer, latest_order
 
 
 def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
@@ -22,6 +24,23 @@ def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 1
     assert db.session.scalar(db.select(db.func.count(Plan.id))) == len(demo.PLANS)
     assert owners.find_owner(demo.EMAIL) is not None
+
+
+def test_a_restarted_sandbox_never_hands_out_an_id_an_order_already_has(app, shop, live_server, provider_sandbox):
+    """`make run` again on the same database: the new sandbox FedaPay's ids follow the old ones."""
+    buyer = Buyer(live_server, shop)
+    assert buyer.buy("fedapay").status_code == 303
+    before = latest_order()
+    restarted = ProviderSandbox().start()
+    try:
+        point_adapters_at(app, restarted)
+        demo.register_accounts(restarted, shop, live_server)
+        again = buyer.buy("fedapay")
+        assert again.status_code == 303 and "/fedapay/process/" in again.headers["Location"]
+        after = latest_order()
+        assert after.id != before.id and int(after.provider_ref) > int(before.provider_ref)
+    finally:
+        restarted.stop()
 
 
 def test_the_demo_path_from_the_hotspot_page_to_online(app):
