@@ -48,6 +48,22 @@ def test_return_before_the_webhook_makes_one_ticket(shop, live_server, provider_
     assert [e.kind for e in order.events].count("provisioned") == 1
 
 
+def test_a_return_posted_is_checked_then_answered_with_a_redirect(shop, live_server, provider_sandbox, router_server):
+    """CinetPay brings the buyer back with a POST: checked at once, then a GET page a reload does not re-post."""
+    provider_sandbox.set_knobs(lose_notifications=True)
+    buyer = Buyer(live_server, shop)
+    buyer.buy("cinetpay")
+    order = latest_order()
+    provider_sandbox.approve("cinetpay", order.provider_ref)
+    back = buyer.http.post(f"{live_server}/o/{order.code.lower()}", allow_redirects=False,
+                           data={"transaction_id": order.code, "token": "returned"})
+    assert back.status_code == 303 and back.headers["Location"] == f"/o/{order.code}"
+    assert latest_order().status == OrderStatus.PROVISIONED  # the return alone made the ticket
+    assert len(users_for(router_server, order)) == 1
+    page = buyer.http.get(live_server + back.headers["Location"])
+    assert page.status_code == 200 and "Vous êtes connecté" in text(page)
+
+
 def test_one_email_to_the_owner_per_sale_sent_after_the_answer(shop, live_server, provider_sandbox, app):
     provider_sandbox.set_knobs(duplicate_notifications=3)
     with mail.record_messages() as outbox:

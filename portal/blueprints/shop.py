@@ -182,7 +182,11 @@ def order_page(code: str):
     """Where the order stands; also every provider's return address."""
     order = load_order(code)
     # Providers bring the buyer back with the payment's id in the query or in a POST: a hint to check.
-    payment_checks.poll(order, returned=request.method == "POST" or "id" in request.args)
+    if request.method == "POST":
+        # Answered with a redirect, so that reloading the page does not post the return again.
+        payment_checks.poll(order, returned=True)
+        return redirect(url_for(".order_page", code=order.code), 303)
+    payment_checks.poll(order, returned="id" in request.args)
     return render_template("shop/order.html", order=order, **_order_view(order))
 
 
