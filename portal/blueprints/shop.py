@@ -75,13 +75,14 @@ def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str 
     networks = sorted({n for a in accounts for n in a.settings.get("networks", [])})
     return render_template(
         "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
-        intent=secrets.token_urlsafe(16), error=error, form=request.form,
+        intent=secrets.token_urlsafe(16), error=error, form=request.values,
     ), status
 
 
 @bp.get("/r/<slug>")
 def plans(slug: str):
-    """The router's plans, to pick one and pay."""
+    """The router's plans, to pick one and pay; the query may choose for the buyer (a plan button of
+    the login page)."""
     return _plans_page(load_router(slug), hotspot_context(request.args))
 
 
