@@ -1,5 +1,6 @@
 """How money and limits read on pages: `1 000 FCFA`, `1 h · 500 Mo`."""
 
+import phonenumbers
 from flask import Flask
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -44,13 +45,23 @@ def provider_title(name: str) -> str:
     return PROVIDERS[name].title if name in PROVIDERS else name
 
 
+def country_name(code: str) -> str:
+    """A country by its ISO code (`bj`), named in the page's language."""
+    return get_locale().territories.get(code.upper(), code.upper())
+
+
+def phone_example(country: str) -> str:
+    """A mobile number of the country as people write it there: `bj` -> `01 95 12 34 56`."""
+    example = phonenumbers.example_number_for_type(country.upper(), phonenumbers.PhoneNumberType.MOBILE)
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL) if example else ""
+
+
 def network_title(code: str) -> str:
     """A network as buyers know it: `celtiis_bj` -> `Celtiis Cash (Bénin)`, the country in the page's language."""
     network = find_network(code)
     if network is None:
         return code
-    country = get_locale().territories.get(network.country.upper(), network.country.upper())
-    return f"{network.wallet} ({country})"
+    return f"{network.wallet} ({country_name(network.country)})"
 
 
 ORDER_STATUSES = {
@@ -93,6 +104,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(provider)
     app.add_template_filter(provider_title)
     app.add_template_filter(network_title)
+    app.add_template_filter(country_name)
+    app.add_template_filter(phone_example)
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
     app.add_template_filter(event_kind)

@@ -84,6 +84,8 @@ class Router(db.Model):
     charset: Mapped[str] = mapped_column(String(10), default="lower")
     prefix: Mapped[str] = mapped_column(String(6), default="")
     currency: Mapped[str] = mapped_column(String(3), default="XOF")
+    # Where the hotspot is (ISO 3166 alpha-2, lower case): the wallets buyers are offered, phone examples.
+    country: Mapped[str] = mapped_column(String(2), default="bj", server_default="bj")
     notify_email: Mapped[str] = mapped_column(String(254), default="")
     # What the router said at the last successful contact.
     identity: Mapped[str] = mapped_column(String(120), default="")

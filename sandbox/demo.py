@@ -49,7 +49,7 @@ def seed_shop(router_host: str, router_port: int, router_password: str, *, dns_n
     values = {
         "name": router_name, "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
         "api_username": "admin", "hotspot_server": "all", "dns_name": dns_name, "user_mode": "vc",
-        "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "notify_email": email,
+        "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "country": "bj", "notify_email": email,
     }
     router = router_service.save_router(owner, router, values, router_password)
     router_service.test_connection(router)

@@ -243,7 +243,9 @@ FACTS: dict[str, Callable[[object], bool]] = {
     "checkout_hosts": lambda v: isinstance(v, Mapping) and bool(v) and all(isinstance(h, tuple) for h in v.values()),
     "needs_phone": lambda v: isinstance(v, bool),
     "networks": lambda v: isinstance(v, Mapping) and all(isinstance(n, Network) for n in v.values()),
-    "wallets": lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(w, str) and w for w in v),
+    "wallets": lambda v: isinstance(v, Mapping) and bool(v) and all(
+        country in DIAL_CODES and isinstance(names, tuple) and names and all(isinstance(w, str) and w for w in names)
+        for country, names in v.items()),
     "notification_headers": lambda v: isinstance(v, tuple) and all(isinstance(h, str) and h for h in v),
     "guide_buy_path": lambda v: v is None or (isinstance(v, str) and v.startswith("/")),
     "guide_public_id_param": lambda v: isinstance(v, str),
@@ -335,12 +337,12 @@ def test_checkout_hosts(name):
 def test_networks_and_wallets(name):
     cls = PROVIDERS[name]
     assert cls.needs_phone == bool(cls.networks), "a push provider charges a network the buyer picks"
-    assert len(set(cls.wallets)) == len(cls.wallets)
+    assert all(len(set(names)) == len(names) for names in cls.wallets.values())
     for code, network in cls.networks.items():
         assert code == network.code and re.fullmatch(r"[a-z0-9_]+", code)
         assert network.country in DIAL_CODES, "phone numbers get the country's dial code"
         assert re.fullmatch(r"[A-Z]{3}", network.currency), network.currency
-        assert network.wallet in cls.wallets
+        assert network.wallet in cls.wallets[network.country], "buyers are offered the wallets of their country"
         assert find_network(code) is network
 
 

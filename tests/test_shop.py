@@ -120,6 +120,64 @@ def test_buy_with_tampered_plan_or_account_is_refused(shop, live_server, provide
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
 
 
+def payment_options(page: str) -> dict[str, dict]:
+    """Each payment option of a plans page by provider: its wallets, networks, the network checked."""
+    found = {}
+    for block in re.findall(r'<div class="option">(.*?)</div>', page, re.S):
+        account = db.session.get(PaymentAccount, int(re.search(r'name="account_id" value="(\d+)"', block).group(1)))
+        networks = re.findall(r'name="network" value="(\w+)"[^>]*>\s*<span>([^<]+)</span>', block)
+        found[account.provider] = {"wallets": html.unescape(re.search(r"<strong>([^<]+)</strong>", block).group(1)),
+                                   "networks": networks, "checked": re.findall(r'value="(\w+)" checked', block)}
+    return found
+
+
+def test_payment_options_are_named_by_the_wallets_of_the_hotspots_country(shop, live_server):
+    def options(country: str) -> tuple[dict, str]:
+        shop.country = country
+        db.session.commit()
+        page = requests.get(f"{live_server}/r/{shop.slug}").text
+        return payment_options(page), html.unescape(page)
+
+    benin, page = options("bj")
+    assert benin == {
+        "fedapay": {"wallets": "MTN MoMo, Moov Money, Celtiis Cash, Coris Money", "networks": [], "checked": []},
+        "cinetpay": {"wallets": "MTN MoMo, Moov Money", "networks": [], "checked": []},
+        # Only the option that charges a phone asks for the network, and none is chosen in advance.
+        "feexpay": {"wallets": "MTN MoMo, Moov Money, Celtiis Cash", "checked": [],
+                    "networks": [("mtn", "MTN MoMo"), ("moov", "Moov Money"), ("celtiis_bj", "Celtiis Cash")]},
+    }
+    assert "Exemple : 01 95 12 34 56." in page
+    ivory_coast, page = options("ci")
+    assert ivory_coast["fedapay"]["wallets"] == "MTN MoMo"
+    assert ivory_coast["cinetpay"]["wallets"] == "Orange Money, MTN MoMo, Moov Money, Wave"
+    # The account charges Beninese networks only: they are offered, with their country.
+    assert ivory_coast["feexpay"]["networks"][0] == ("mtn", "MTN MoMo (Bénin)")
+    assert "Exemple : 01 23 45 6789." in page
+    burkina, _ = options("bf")
+    assert burkina["fedapay"]["wallets"] == "FedaPay"  # no wallet known there: the provider's name
+
+
+def test_a_purchase_error_naming_a_field_is_shown_next_to_it(app, shop):
+    from portal.blueprints import shop as views
+    from portal.services.purchase import HotspotContext
+
+    def page(**error) -> str:
+        with app.test_request_context(f"/r/{shop.slug}"):
+            return views._plans_page(shop, HotspotContext(), **error)[0]
+
+    phone = page(error="Ce numéro n'est pas un numéro Mobile Money du Bénin.", error_field="phone")
+    field = re.search(r'<input type="tel" name="phone"[^>]*>\s*(<p[^>]*>[^<]*</p>)', phone)
+    assert field and "Ce numéro n'est pas" in html.unescape(field.group(1)) and 'role="alert"' in field.group(1)
+    assert 'aria-invalid="true" aria-describedby="phone-error" autofocus' in field.group(0)
+    assert phone.count("Ce numéro n&#39;est pas") == 1  # not on top as well
+    network = page(error="Choisissez votre réseau Mobile Money.", error_field="network")
+    block = re.search(r'<legend>Votre réseau</legend>\s*<p class="error" role="alert" id="network-error">', network)
+    assert block is not None
+    for field_name in (None, "otp"):  # no field, or one this page has no input for: on top
+        top = page(error="Le service de paiement ne répond pas.", error_field=field_name)
+        assert re.search(r'<h1>[^<]*</h1>\s*<p class="error" role="alert">Le service', top)
+
+
 def test_feexpay_needs_a_phone_and_an_enabled_network(shop, live_server):
     buyer = Buyer(live_server, shop)
     assert "Indiquez le numéro" in text(buyer.buy("feexpay", phone=""))

@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
@@ -23,6 +24,7 @@ from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
 from portal.payments import PROVIDERS
+from portal.payments.base import Network, PaymentProvider
 from portal.services import payment_checks, purchase, retrieval
 from portal.services.order_state import find_order
 
@@ -68,14 +70,41 @@ def load_router(slug: str) -> Router:
     return router
 
 
+@dataclass(frozen=True)
+class PaymentOption:
+    """A payment account as buyers see it: the wallets it takes in the router's country, and the
+    networks to choose from when its provider charges a phone."""
+
+    account: PaymentAccount
+    provider: type[PaymentProvider]
+    wallets: tuple[str, ...]
+    networks: tuple[Network, ...]
+
+
+def payment_options(router: Router) -> list[PaymentOption]:
+    options = []
+    for account in router.offered_accounts:
+        provider = PROVIDERS[account.provider]
+        enabled = [provider.networks[c] for c in account.settings.get("networks", []) if c in provider.networks]
+        # The account's networks in the hotspot's country; all of them if none is (a country left unset).
+        networks = tuple(n for n in enabled if n.country == router.country) or tuple(enabled)
+        wallets = (tuple(dict.fromkeys(n.wallet for n in networks)) if provider.networks
+                   else provider.wallets.get(router.country, ()))
+        options.append(PaymentOption(account, provider, wallets, networks))
+    return options
+
+
+# The fields of the plans page a purchase error can be shown next to; others are shown on top.
+PLAN_FORM_FIELDS = ("plan_id", "account_id", "phone", "network")
+
+
 def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str | None = None,
-                selected: Plan | None = None, status: int = 200):
+                error_field: str | None = None, selected: Plan | None = None, status: int = 200):
     plans = [selected] if selected else [p for p in router.plans if p.active]
-    accounts = router.offered_accounts
-    networks = sorted({n for a in accounts for n in a.settings.get("networks", [])})
     return render_template(
-        "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
+        "shop/plans.html", router=router, plans=plans, options=payment_options(router), context=context,
         intent=secrets.token_urlsafe(16), error=error, form=request.values,
+        error_field=error_field if error_field in PLAN_FORM_FIELDS else None,
     ), status
 
 
@@ -139,7 +168,7 @@ def buy(slug: str):
     except purchase.PurchaseError as exc:
         # Refused input made no order and does not count; a checkout the provider refused does.
         g.shop_counted = db.session.scalar(select(Order.id).where(Order.intent == intent)) is not None
-        return _plans_page(router, context, error=str(exc), status=422)
+        return _plans_page(router, context, error=str(exc), error_field=getattr(exc, "field", None), status=422)
     g.shop_counted = True
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)

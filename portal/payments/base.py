@@ -144,6 +144,14 @@ DIAL_CODES: dict[str, str] = {
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
+def wallets_by_country(networks: Mapping[str, Network]) -> dict[str, tuple[str, ...]]:
+    """The wallets a push provider's networks take, by country."""
+    found: dict[str, tuple[str, ...]] = {}
+    for network in networks.values():
+        found[network.country] = tuple(dict.fromkeys((*found.get(network.country, ()), network.wallet)))
+    return found
+
+
 def phone_digits(phone: str) -> str:
     """Digits only, without an international "00" prefix: "00229 01-97" -> "2290197"."""
     digits = re.sub(r"\D", "", phone)
@@ -217,7 +225,8 @@ class PaymentProvider(ABC):
     # Push providers charge a phone on a network the buyer picks; hosted pages need neither.
     needs_phone: ClassVar[bool] = False
     networks: ClassVar[Mapping[str, Network]] = {}
-    wallets: ClassVar[tuple[str, ...]] = ()  # what buyers pay with, by the names they know
+    # Country (ISO 3166 alpha-2, lower case) -> what buyers there pay with, by the names they know.
+    wallets: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # Headers worth keeping with a stored notification (its signature, besides the usual ones).
     notification_headers: ClassVar[tuple[str, ...]] = ()
     # The guide Kiosque replaces sent buyers to this path, the account's public id in this parameter.

@@ -86,7 +86,10 @@ class CinetPay(PaymentProvider):
     # The hosted page and what it loads; the guide's field-tested list adds the last two.
     checkout_hosts = {"live": ("checkout.cinetpay.com", "robot-checkout.cinetpay.com", "cdn.cinetpay.com",
                                "cdn.socket.io")}
-    wallets = ("Orange Money", "MTN MoMo", "Moov Money", "Wave")
+    # docs/providers.md#wallets-by-country; Benin only in the newer API's SDK (low confidence).
+    wallets = {"ci": ("Orange Money", "MTN MoMo", "Moov Money", "Wave"),
+               "sn": ("Orange Money", "Free Money", "E-Money", "Wave"), "bf": ("Orange Money", "Moov Money"),
+               "ml": ("Orange Money", "Moov Money"), "tg": ("T-Money", "Flooz"), "bj": ("MTN MoMo", "Moov Money")}
     notification_headers = ("x-token",)
     guide_buy_path = "/buy-mikhmon-cinetpay"
     guide_public_id_param = "siteid"

@@ -77,7 +77,10 @@ class FedaPay(PaymentProvider):
         "sandbox": ("sandbox-process.fedapay.com", "sandbox-checkout.fedapay.com", "sandbox-api.fedapay.com",
                     "cdn.fedapay.com"),
     }
-    wallets = ("MTN MoMo", "Moov Money", "Celtiis Cash")
+    # Mobile Money per country (docs/providers.md#wallets-by-country); cards are left out: their bank
+    # pages cannot be opened in a hotspot's walled garden.
+    wallets = {"bj": ("MTN MoMo", "Moov Money", "Celtiis Cash", "Coris Money"), "ci": ("MTN MoMo",),
+               "tg": ("Mixx by Yas", "Flooz"), "sn": ("Free Money",), "ne": ("Airtel Money",)}
     notification_headers = (SIGNATURE_HEADER.lower(),)
     guide_buy_path = "/buy-mikhmon"
     guide_public_id_param = "pub_key"

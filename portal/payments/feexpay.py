@@ -30,6 +30,7 @@ from portal.payments.base import (
     name_parts,
     phone_digits,
     text,
+    wallets_by_country,
     whole_number,
 )
 
@@ -90,7 +91,7 @@ class FeexPay(PaymentProvider):
     checkout_hosts = {"live": ()}
     needs_phone = True
     networks = NETWORKS
-    wallets = tuple(dict.fromkeys(n.wallet for n in NETWORKS.values()))
+    wallets = wallets_by_country(NETWORKS)
     guide_buy_path = "/buy-mikhmon-feexpay"
     guide_public_id_param = "siteid"
     webhook_setup = N_("À déclarer dans le tableau de bord FeexPay (menu Webhook).")
