@@ -30,6 +30,9 @@ BUYER = {"viewport": {"width": 360, "height": 740}, "locale": "fr-FR"}
 OWNER = {"viewport": {"width": 1280, "height": 800}, "locale": "fr-FR"}
 ONLINE_WAIT_MS = 15_000  # the order page polls every second; the ticket comes a moment after the payment
 TITLES = {"fedapay": "FedaPay", "cinetpay": "CinetPay", "feexpay": "FeexPay"}
+# How each payment option reads under its wallets on the plans page.
+OPTIONS = {"fedapay": "sur la page de paiement FedaPay", "cinetpay": "sur la page de paiement CinetPay",
+           "feexpay": "validation sur votre téléphone"}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -126,10 +129,10 @@ def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: s
     page.get_by_role("link", name=f"Acheter un ticket · {router_name}").click()
     expect(page.locator("h1")).to_have_text("Acheter un ticket WiFi")
     page.locator("input[name=plan_id]").first.check()
-    page.locator("label.choice", has_text=TITLES[provider]).locator("input").check()
+    page.get_by_label(OPTIONS[provider]).check()
     page.get_by_label("Numéro Mobile Money").fill(PHONE)
     if provider == "feexpay":
-        page.locator("select[name=network]").select_option("mtn")
+        page.get_by_label("MTN MoMo", exact=True).check()
     shots(page, "plans")
     page.get_by_role("button", name="Payer").click()
     page.wait_for_load_state()
