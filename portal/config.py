@@ -35,6 +35,9 @@ DEFAULTS = {
     # Connection tests per owner ("Tester la connexion" and the setup kit's confirmation).
     "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
+    # Seconds a second submit of the same buy form (a double tap) waits for the first one's checkout
+    # link: a checkout takes up to two provider calls.
+    "CHECKOUT_WAIT": 20,
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
     "PROVIDER_CHECK_GAP": 1,  # seconds: whatever asks (page, return), one order's provider at most this often
     # The worker (seconds): sweep interval; quiet time before it polls a provider; how long an

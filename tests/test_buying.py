@@ -159,6 +159,54 @@ def test_double_submit_makes_one_order_and_one_charge(shop, live_server, provide
     assert len(provider_sandbox.transactions("fedapay")) == 1
 
 
+def buy_form(live_server: str, shop: Router, provider: str) -> dict:
+    """What the plans page's form posts for the first plan and this provider."""
+    page = requests.get(f"{live_server}/r/{shop.slug}").text
+    account = next(a for a in shop.accounts if a.provider == provider)
+    return {"intent": re.search(r'name="intent" value="([^"]+)"', page).group(1), "plan_id": shop.plans[0].id,
+            "account_id": account.id, "phone": "2290197000000", "network": "mtn"}
+
+
+@pytest.mark.parametrize("provider", ["fedapay", "cinetpay"])
+def test_a_double_tap_during_the_checkout_lands_on_the_payment_page_too(shop, live_server, provider_sandbox, provider):
+    """The second submit arrives while the first is still asking the provider: it waits for the link."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    provider_sandbox.set_knobs(api_latency=1.0)
+    form, url = buy_form(live_server, shop, provider), f"{live_server}/r/{shop.slug}/buy"
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(requests.post, url, data=form, allow_redirects=False)
+        wait_for(lambda: latest_order() is not None)
+        assert latest_order().status == OrderStatus.CREATED  # the first request is still at the provider
+        second = requests.post(url, data=form, allow_redirects=False)
+        first = first.result()
+    order = latest_order()
+    assert first.status_code == second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"] == order.checkout_url.replace("&amp;", "&")
+    assert second.headers["Location"].startswith(provider_sandbox.base_url)
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 1
+    assert len(provider_sandbox.transactions(provider)) == 1
+
+
+def test_a_double_tap_waits_for_the_checkout_a_bounded_time(app, shop, live_server, provider_sandbox):
+    """A provider slower than the wait: the second tap gets the order page, which brings the link itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["CHECKOUT_WAIT"] = 0.5
+    provider_sandbox.set_knobs(api_latency=2.0)
+    form, url = buy_form(live_server, shop, "fedapay"), f"{live_server}/r/{shop.slug}/buy"
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(requests.post, url, data=form, allow_redirects=False)
+        wait_for(lambda: latest_order() is not None)
+        second = requests.post(url, data=form, allow_redirects=False)
+        order = latest_order()
+        assert second.headers["Location"] == f"/o/{order.code}" and order.status == OrderStatus.CREATED
+        assert "Ouverture du paiement" in html.unescape(requests.get(live_server + second.headers["Location"]).text)
+        assert first.result().status_code == 303
+    page = html.unescape(requests.get(live_server + second.headers["Location"]).text)
+    assert "Paiement en attente" in page and re.search(r'<a class="button wide" href="[^"]+">Payer maintenant</a>', page)
+
+
 def test_a_reference_the_account_already_has_fails_the_checkout_cleanly(shop, live_server, provider_sandbox):
     """A provider's test account reset hands out an old transaction id again: a clear page, no 500."""
     buyer = Buyer(live_server, shop)

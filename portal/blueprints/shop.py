@@ -170,6 +170,7 @@ def buy(slug: str):
         g.shop_counted = db.session.scalar(select(Order.id).where(Order.intent == intent)) is not None
         return _plans_page(router, context, error=str(exc), error_field=getattr(exc, "field", None), status=422)
     g.shop_counted = True
+    order = purchase.wait_for_checkout(order, current_app.config["CHECKOUT_WAIT"])
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
     return htmx.redirect_to(order.checkout_url or url_for(".order_page", code=order.code))

@@ -4,6 +4,7 @@ The amount and terms are the plan's, copied onto the order; the buy form only na
 payment account, both checked against what the router offers.
 """
 
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +19,9 @@ from portal.payments import PROVIDERS
 from portal.payments.base import OrderData, PaymentError, PaymentProvider, ProviderUnavailable
 from portal.services.accounts import provider_for
 from portal.services.order_state import record, transition
+
+
+CHECKOUT_POLL_SECONDS = 0.2  # how often a double tap looks for the first request's checkout
 
 
 class PurchaseError(Exception):
@@ -106,6 +110,22 @@ def _start_checkout(order: Order, adapter: PaymentProvider) -> None:
                               "instant.")) from None
     record(order, EventKind.CHECKOUT_STARTED, session.provider_ref)
     db.session.commit()
+
+
+def wait_for_checkout(order: Order, seconds: float) -> Order:
+    """The order once its checkout has started or failed, waiting `seconds` at most.
+
+    A second submit of the same form (a double tap) finds the order while the first request is
+    still asking the provider: waiting for the first one's link sends this buyer to the payment
+    page too, rather than to an order page with nothing to pay yet. Holds no transaction while it
+    sleeps.
+    """
+    deadline = time.monotonic() + seconds
+    while order.status == OrderStatus.CREATED and time.monotonic() < deadline:
+        db.session.commit()
+        time.sleep(CHECKOUT_POLL_SECONDS)
+        db.session.refresh(order)
+    return order
 
 
 def _fail(order: Order, reason: str) -> None:
