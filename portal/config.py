@@ -38,6 +38,9 @@ DEFAULTS = {
     # Seconds a second submit of the same buy form (a double tap) waits for the first one's checkout
     # link: a checkout takes up to two provider calls.
     "CHECKOUT_WAIT": 20,
+    # Only the demo (sandbox/) sets it: the page playing buyers' phones, linked from the page that
+    # waits for a payment to be approved on the phone.
+    "DEMO_PHONE_URL": "",
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
     "PROVIDER_CHECK_GAP": 1,  # seconds: whatever asks (page, return), one order's provider at most this often
     # The worker (seconds): sweep interval; quiet time before it polls a provider; how long an

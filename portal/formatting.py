@@ -56,6 +56,17 @@ def phone_example(country: str) -> str:
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL) if example else ""
 
 
+def phone_number(value: str) -> str:
+    """A payer's number as people read it, never wrapped: `2290197000000` -> `+229 01 97 00 00 00`
+    (as stored when it is no number)."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace(" ", "\u00a0")
+
+
 def network_title(code: str) -> str:
     """A network as buyers know it: `celtiis_bj` -> `Celtiis Cash (Bénin)`, the country in the page's language."""
     network = find_network(code)
@@ -106,6 +117,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(network_title)
     app.add_template_filter(country_name)
     app.add_template_filter(phone_example)
+    app.add_template_filter(phone_number)
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
     app.add_template_filter(event_kind)

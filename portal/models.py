@@ -207,6 +207,13 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"  # no payment came in time
 
 
+class FailureReason(StrEnum):
+    """Why an order failed, where the buyer is told something they can act on."""
+
+    INSUFFICIENT_FUNDS = "insufficient funds"  # the provider said the wallet's balance was too low
+    CANCELLED_BY_BUYER = "cancelled by buyer"
+
+
 ORDER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes: buyers may type it
 
 
@@ -256,6 +263,7 @@ class Order(db.Model):
     claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(300), default="")
+    failure_reason: Mapped[FailureReason | None] = mapped_column(text_enum(FailureReason, 20))
     email_sent_at: Mapped[datetime | None]
     email_attempts: Mapped[int] = mapped_column(default=0)
     stuck_alerted_at: Mapped[datetime | None]  # the owner was told this paid order has no ticket yet

@@ -90,7 +90,7 @@ def stage(app: Flask, base_url: str) -> Stage:
     app.config["PUBLIC_URL"] = base_url
     providers = app.extensions.get("kiosque.provider_sandbox") or mount(app)
     providers.serve_at(base_url)
-    app.config.update(providers.api_settings())
+    app.config.update(providers.api_settings(), DEMO_PHONE_URL=providers.phones_url())
     router_server = SandboxRouter(password=secrets.token_urlsafe(12)).start()
     app.extensions["kiosque.sandbox_router"] = router_server
     router = seed_shop(router_server.host, router_server.port, router_server.password,

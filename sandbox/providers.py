@@ -284,9 +284,13 @@ class ProviderSandbox:
 
     def phone_url(self, reference: str) -> str:
         """The page standing for the buyer's phone prompt of a FeexPay push."""
+        return f"{self.phones_url()}/{reference}"
+
+    def phones_url(self) -> str:
+        """The page listing the FeexPay pushes waiting on buyers' phones."""
         if self.base_url is None:
             raise RuntimeError("the sandbox has no URL: start() it or give it a public_url")
-        return f"{self.base_url}/feexpay/phone/{reference}"
+        return f"{self.base_url}/feexpay/phone"
 
     # -- accounts --------------------------------------------------------------------------------
 

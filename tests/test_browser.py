@@ -144,8 +144,9 @@ def approve(page, shots: Shots, provider: str) -> None:
     if provider == "feexpay":  # the push reaches the buyer's phone, played by the sandbox's prompt page
         expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
         shots(page, "order-waiting-for-phone")
-        phone = page.context.new_page()
-        phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
+        with page.context.expect_page() as opened:  # the demo's waiting page links its stand-in phone
+            page.get_by_role("link", name="Démo : ouvrir le téléphone simulé").click()
+        phone = opened.value
         phone.get_by_role("link", name=re.compile(PHONE)).last.click()
         shots(phone, "phone-prompt")
         phone.get_by_role("button", name="Valider").click()

@@ -68,8 +68,10 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
             form.update(plan_id=stage.router.plans[0].id, account_id=account.id, phone="2290197000000", network="mtn")
             action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', plans_page).group(1))
             page = browser.post(base + action, data=form)
-            if provider == "feexpay":  # the phone's prompt stands in for the USSD push
-                prompt = re.findall(r'href="(/sandbox/feexpay/phone/[^"]+)"', browser.get(f"{base}/sandbox/feexpay/phone").text)[-1]
+            if provider == "feexpay":  # the waiting page links the demo's phone, whose prompt stands in for the push
+                phone = re.search(r'href="([^"]+)" target="_blank">Démo : ouvrir le téléphone simulé', page.text).group(1)
+                assert phone == f"{base}/sandbox/feexpay/phone"
+                prompt = re.findall(r'href="(/sandbox/feexpay/phone/[^"]+)"', browser.get(phone).text)[-1]
                 page = browser.get(base + prompt)
             approve = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
             page = browser.post(requests.compat.urljoin(page.url, approve), data={"action": "approve"})

@@ -4,6 +4,8 @@ import html
 import json
 import re
 import time
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -176,6 +178,52 @@ def test_a_purchase_error_naming_a_field_is_shown_next_to_it(app, shop):
     for field_name in (None, "otp"):  # no field, or one this page has no input for: on top
         top = page(error="Le service de paiement ne répond pas.", error_field=field_name)
         assert re.search(r'<h1>[^<]*</h1>\s*<p class="error" role="alert">Le service', top)
+
+
+def test_the_phone_waiting_page_says_what_to_do_when_nothing_arrives(app, shop, live_server):
+    buyer = Buyer(live_server, shop)
+    buyer.buy("feexpay", plan_label="1 jour", network="moov")
+    order = latest_order()
+    page = buyer.order_page(order)
+    assert "Une demande de paiement a été envoyée au +229\u00a001\u00a097\u00a000\u00a000\u00a000 (Moov Money)." in page
+    expires = (order.created_at + timedelta(seconds=app.config["ORDER_TTL"])).astimezone(ZoneInfo("Africa/Porto-Novo"))
+    assert f"Sans validation, la demande est abandonnée à {expires:%H:%M}." in page
+    assert "Rien ne s'affiche ?" in page and "votre compte Moov Money a au moins 500\u00a0FCFA" in page
+    assert "Ouvrez le menu Moov Money de votre téléphone" in page
+    assert not re.search(r"[*#]\d+[*#\d]*#", page), "no USSD code: none was checked on an operator's own page"
+    assert "téléphone simulé" not in page  # not the demo
+
+    # "Changer de numéro ou de réseau": the form again, filled in with what the buyer chose.
+    change = re.search(r'<a class="button wide" href="([^"]+)">Changer de numéro ou de réseau</a>', page).group(1)
+    form = requests.get(live_server + html.unescape(change)).text
+    feexpay = next(a for a in shop.accounts if a.provider == "feexpay")
+    plan = next(p for p in shop.plans if p.label == "1 jour")
+    assert re.findall(r'name="plan_id" value="(\d+)"[^>]* checked', form) == [str(plan.id)]
+    assert re.findall(r'name="account_id" value="(\d+)"[^>]* checked', form) == [str(feexpay.id)]
+    assert payment_options(form)["feexpay"]["checked"] == ["moov"]
+    assert f'name="phone" inputmode="tel" autocomplete="tel" maxlength="20" value="{PHONE}"' in form
+    assert f'name="mac" value="{CLIENT_MAC}"' in form and 'name="dst" value="http://example.com/"' in form
+    assert re.search(r'name="intent" value="([^"]+)"', form).group(1) != order.intent  # a new order
+
+
+def test_the_buyer_cancels_and_a_late_approval_still_makes_the_ticket(shop, live_server, provider_sandbox, router_server):
+    buyer = Buyer(live_server, shop)
+    buyer.buy("feexpay")
+    order = latest_order()
+    cancelled = buyer.http.post(f"{live_server}/o/{order.code}/cancel", allow_redirects=False)
+    assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"/o/{order.code}"
+    order = latest_order()
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "cancelled by buyer")
+    assert "cancelled by the buyer" in [e.detail for e in order.events]
+    page = buyer.order_page(order)
+    assert "Commande annulée" in page and "refusez-la" in page and "Réessayer" in page
+    # The prompt was already on the phone, and the buyer approved it anyway: the money makes the ticket.
+    provider_sandbox.approve("feexpay", order.provider_ref)
+    wait_for(lambda: latest_order().status == OrderStatus.PROVISIONED)
+    assert len(users_for(router_server, order)) == 1
+    # Cancelling a paid order changes nothing.
+    assert buyer.http.post(f"{live_server}/o/{order.code}/cancel").status_code == 200
+    assert latest_order().status == OrderStatus.PROVISIONED
 
 
 def test_feexpay_needs_a_phone_and_an_enabled_network(shop, live_server):

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
@@ -23,7 +24,7 @@ from portal import htmx
 from portal.blueprints import positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
-from portal.payments import PROVIDERS
+from portal.payments import PROVIDERS, find_network
 from portal.payments.base import Network, PaymentProvider
 from portal.services import payment_checks, purchase, retrieval
 from portal.services.order_state import find_order
@@ -111,7 +112,7 @@ def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str 
 @bp.get("/r/<slug>")
 def plans(slug: str):
     """The router's plans, to pick one and pay; the query may choose for the buyer (a plan button of
-    the login page)."""
+    the login page, an order's "Réessayer" or "Changer de numéro")."""
     return _plans_page(load_router(slug), hotspot_context(request.args))
 
 
@@ -232,8 +233,19 @@ def order_status(code: str):
     return render_template("shop/_order_status.html", order=order, **_order_view(order))
 
 
+@bp.post("/o/<code>/cancel")
+@csrf.exempt
+@order_limit
+def cancel(code: str):
+    """The buyer gives up waiting for the payment (the order page's "Annuler")."""
+    order = load_order(code)
+    purchase.cancel(order)
+    return redirect(url_for(".order_page", code=order.code), 303)
+
+
 def _order_view(order: Order) -> dict:
-    """What the order page shows: the ticket, whether the client is online, where to log in."""
+    """What the order page shows: the ticket, whether the client is online, where to log in; while
+    the payment waits, when the order expires and the plans page filled in with its choices."""
     ticket = order.ticket if order.ticket and order.ticket.status == TicketStatus.CREATED else None
     online = bool(ticket and ticket.login_result == "ok")
     return {
@@ -242,7 +254,19 @@ def _order_view(order: Order) -> dict:
         "login_url": router_login_url(order.router, ticket, order.link_orig) if ticket and not online else "",
         "destination": order.link_orig,
         "login_delay": LOGIN_DELAY_SECONDS,
+        "network": find_network(order.network),
+        "expires_at": order.created_at + timedelta(seconds=current_app.config["ORDER_TTL"]),
+        "plans_url": plans_url(order),
+        "demo_phone_url": current_app.config["DEMO_PHONE_URL"],
     }
+
+
+def plans_url(order: Order) -> str:
+    """The router's plans page filled in with the order's choices: to change them, or to try again."""
+    choices = {"mac": order.client_mac, "ip": order.client_ip, "dst": order.link_orig, "server": order.hotspot_server,
+               "plan_id": order.plan_id, "account_id": order.account_id, "phone": order.payer_phone,
+               "network": order.network}
+    return url_for(".plans", slug=order.router.slug, **{name: value for name, value in choices.items() if value})
 
 
 def router_login_url(router: Router, ticket, destination: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import EventKind, Order, OrderStatus, Plan, Router
+from portal.models import EventKind, FailureReason, Order, OrderStatus, Plan, Router
 from portal.payments import PROVIDERS
 from portal.payments.base import OrderData, PaymentError, PaymentProvider, ProviderUnavailable
 from portal.services.accounts import provider_for
@@ -126,6 +126,20 @@ def wait_for_checkout(order: Order, seconds: float) -> Order:
         time.sleep(CHECKOUT_POLL_SECONDS)
         db.session.refresh(order)
     return order
+
+
+def cancel(order: Order) -> bool:
+    """The buyer gives up a payment still waiting for them; False when it no longer waits.
+
+    Nothing can take back a request already on the buyer's phone: if it is approved anyway, the
+    payment revives the order and makes its ticket, as any late payment does.
+    """
+    cancelled = transition(order, OrderStatus.FAILED, (OrderStatus.PENDING,),
+                           failure_reason=FailureReason.CANCELLED_BY_BUYER)
+    if cancelled:
+        record(order, EventKind.FAILED, "cancelled by the buyer")
+    db.session.commit()
+    return cancelled
 
 
 def _fail(order: Order, reason: str) -> None:
