@@ -63,7 +63,7 @@ def worker_process(app_config: dict, live_server: str) -> subprocess.Popen:
     env = {**os.environ, "PORTAL_ENV": "testing", "PORTAL_MAIL_SUPPRESS_SEND": "true"}
     for key in ("SECRET_KEY", "ENCRYPTION_KEY", "SQLALCHEMY_DATABASE_URI", "FEDAPAY_SANDBOX_API_URL",
                 "FEDAPAY_API_URL", "CINETPAY_API_URL", "FEEXPAY_API_URL", "ORDER_CLAIM_SECONDS", "ROUTER_TIMEOUT",
-                "WORKER_POLL_AFTER"):
+                "WORKER_POLL_AFTER", "ROUTER_ALLOWED_NETWORKS", "ROUTER_ALLOWED_PORTS"):
         value = app_config[key]
         env[f"PORTAL_{key}"] = value if isinstance(value, str) else json.dumps(value)
     env["PORTAL_PUBLIC_URL"] = live_server
