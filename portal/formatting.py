@@ -20,19 +20,29 @@ def price(amount: int, currency: str) -> str:
 
 def limits(plan) -> str:
     """The plan's limits in words: connection time, validity (Mikhmon's expiry), data; or none."""
+    # Proposed plans (the guide's buy links) have no validity.
+    return terms(plan.time_limit, getattr(plan, "validity", ""), plan.data_limit_bytes)
+
+
+def ticket_terms(order) -> str:
+    """What an order's ticket gives: its own time and data limits, and its plan's validity (the
+    Mikhmon profile's, which expires the ticket)."""
+    return terms(order.time_limit, order.plan.validity if order.plan else "", order.data_limit_bytes)
+
+
+def terms(time_limit: str, validity: str, data_limit_bytes: int) -> str:
     lang = str(get_locale() or "fr")
     parts = []
-    if plan.time_limit:
-        parts.append(units.describe_duration(units.parse_duration(plan.time_limit), lang=lang))
-    validity = getattr(plan, "validity", "")  # proposed plans (buy links) have none
-    if validity and validity != plan.time_limit:
+    if time_limit:
+        parts.append(units.describe_duration(units.parse_duration(time_limit), lang=lang))
+    if validity and validity != time_limit:
         try:
             validity = units.describe_duration(units.parse_duration(validity), lang=lang)
         except ValueError:  # Mikhmon keeps what the owner typed; show it as it is
             pass
         parts.append(_("valable %(duration)s", duration=validity))
-    if plan.data_limit_bytes:
-        parts.append(units.describe_bytes(plan.data_limit_bytes, lang=lang))
+    if data_limit_bytes:
+        parts.append(units.describe_bytes(data_limit_bytes, lang=lang))
     return " · ".join(parts) or _("sans limite")
 
 
@@ -112,6 +122,7 @@ def sale_channel(provider: str) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
+    app.add_template_filter(ticket_terms)
     app.add_template_filter(provider)
     app.add_template_filter(provider_title)
     app.add_template_filter(network_title)

@@ -269,6 +269,7 @@ class Order(db.Model):
     stuck_alerted_at: Mapped[datetime | None]  # the owner was told this paid order has no ticket yet
 
     router: Mapped[Router] = relationship()
+    plan: Mapped[Plan | None] = relationship()
     account: Mapped[PaymentAccount] = relationship()
     ticket: Mapped["Ticket | None"] = relationship(back_populates="order")
     events: Mapped[list["OrderEvent"]] = relationship(back_populates="order", order_by="OrderEvent.id",

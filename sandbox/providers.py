@@ -110,7 +110,7 @@ CINETPAY_REQUIRED = ("transaction_id", "amount", "currency", "description", "not
 CINETPAY_STATES = {
     "pending": ("662", "WAITING_CUSTOMER_PAYMENT", "WAITING_FOR_CUSTOMER"),
     "approve": ("00", "SUCCES", "ACCEPTED"),
-    "decline": ("600", "PAYMENT_FAILED", "REFUSED"),
+    "decline": ("602", "INSUFFICIENT_BALANCE", "REFUSED"),
     "cancel": ("627", "TRANSACTION_CANCEL", "REFUSED"),
 }
 
@@ -125,7 +125,7 @@ FEEXPAY_NETWORKS = {
 }
 FEEXPAY_STATES = {  # outcome -> (status, reason)
     "approve": ("SUCCESSFUL", None),
-    "decline": ("FAILED", "NOT_ENOUGH_FUNDS"),
+    "decline": ("FAILED", "LOW_BALANCE_OR_PAYEE_LIMIT_REACHED_OR_NOT_ALLOWED"),
     "cancel": ("FAILED", "APPROVAL_REJECTED"),
 }
 
@@ -452,7 +452,8 @@ class ProviderSandbox:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.api_calls[view.__name__.lstrip("_")] += 1
-            time.sleep(self.api_latency)
+            if self.api_latency:
+                time.sleep(self.api_latency)
             if self.outage:
                 sock = request.environ.get("werkzeug.socket")
                 if self.outage_drops_connection and sock is not None:
@@ -661,7 +662,7 @@ class ProviderSandbox:
         )
         if tx["status"] != "pending":
             return _page(title, summary + Markup("<p>Cette transaction est déjà traitée.</p>"))
-        buttons = [("approve", "Payer"), ("decline", "Refuser le paiement"), ("cancel", "Annuler")]
+        buttons = [("approve", "Payer"), ("decline", "Refuser (solde insuffisant)"), ("cancel", "Annuler")]
         return _page(title, summary + _choices(url_for(".fedapay_page", token=token), buttons))
 
     def _fedapay_settle(
@@ -850,7 +851,7 @@ class ProviderSandbox:
             return _page(title, summary + Markup("<p>Cette transaction est déjà traitée.</p>"))
         buttons = [
             ("approve", "Payer"),
-            ("decline", "Refuser le paiement"),
+            ("decline", "Refuser (solde insuffisant)"),
             ("cancel", "Annuler"),
             ("pending", "Laisser en attente"),
         ]

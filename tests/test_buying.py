@@ -60,14 +60,24 @@ def test_webhook_lost_the_order_page_asks_the_provider(shop, live_server, provid
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("outcome", ["decline", "cancel"])
 def test_declined_or_cancelled_makes_no_ticket(shop, live_server, provider_sandbox, router_server, provider, outcome):
+    """The sandbox declines for the wallet's balance: the buyer is told so; a cancel is a plain failure."""
     buyer = Buyer(live_server, shop)
-    buyer.buy(provider)
+    buyer.buy(provider, plan_label="1 jour")
     order = latest_order()
     getattr(provider_sandbox, outcome)(provider, order.provider_ref)
-    wait_for(lambda: "Paiement non abouti" in buyer.order_page(latest_order()))
-    assert latest_order().status == OrderStatus.FAILED
-    assert router_server.users() == []
-    assert "Réessayer" in buyer.order_page(latest_order())
+    heading = {"decline": "<h1>Solde insuffisant</h1>", "cancel": "<h1>Paiement non abouti</h1>"}[outcome]
+    wait_for(lambda: heading in buyer.order_page(latest_order()))
+    order = latest_order()
+    assert order.status == OrderStatus.FAILED and router_server.users() == []
+    assert order.failure_reason == ("insufficient funds" if outcome == "decline" else None)
+    page = buyer.order_page(order)
+    if outcome == "decline":
+        assert "le solde de votre compte ne couvre pas 500\u00a0FCFA" in page
+    # "Réessayer": the plans page again, with the plan, the way to pay and the phone the buyer chose.
+    again = requests.get(live_server + re.search(r'<a class="button wide" href="([^"]+)">Réessayer</a>', page).group(1))
+    assert re.findall(r'name="plan_id" value="(\d+)"[^>]* checked', again.text) == [str(order.plan_id)]
+    assert re.findall(r'name="account_id" value="(\d+)"[^>]* checked', again.text) == [str(order.account_id)]
+    assert f'value="{order.payer_phone}"' in again.text and f'name="mac" value="{order.client_mac}"' in again.text
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -77,6 +77,17 @@ def test_one_email_to_the_owner_per_sale_sent_after_the_answer(shop, live_server
     assert "sale email sent" in [e.kind for e in latest_order().events]
 
 
+def test_the_ticket_page_gives_the_plans_terms_and_says_to_keep_the_order_code(shop, live_server, provider_sandbox):
+    plan = next(p for p in shop.plans if p.label == "1 heure")
+    plan.validity = "1d"  # Mikhmon's validity: an hour of connection, to use within a day
+    db.session.commit()
+    order = paid_and_provisioned(live_server, shop, provider_sandbox)
+    page = Buyer(live_server, shop).order_page(order)
+    assert "1 heure : 1 h · valable 1 jour" in page
+    assert (f"Gardez aussi le numéro de commande {order.code} : avec le numéro qui a payé, il permet de "
+            "retrouver ce ticket.") in page
+
+
 def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provider_sandbox):
     order = paid_and_provisioned(live_server, shop, provider_sandbox)
     http = requests.Session()

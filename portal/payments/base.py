@@ -76,6 +76,7 @@ class PaymentCheck:
     currency: str | None  # None when the provider does not report it
     payer_reference: str | None  # what the payer sees (receipt, operator SMS), for code retrieval
     payer_phone: str | None
+    insufficient_funds: bool = False  # a failure the provider put down to the wallet's balance
 
 
 class PaymentError(Exception):

@@ -45,6 +45,7 @@ MIN_AMOUNT = 100
 
 PENDING_CODES = {"623", "662", "663", "664"}
 FAILED_CODES = {"600", "602", "604", "606"}
+INSUFFICIENT_BALANCE_CODE = "602"
 CANCELLED_CODE = "627"
 AUTH_CODES = {"609", "613", "624"}  # bad apikey, bad site_id, unknown error (bad keys among others)
 UNAVAILABLE_CODE = "603"
@@ -170,6 +171,7 @@ class CinetPay(PaymentProvider):
             currency=text(data.get("currency")),
             payer_reference=text(data.get("operator_id")),
             payer_phone=f"{prefix or ''}{number}" if number else None,
+            insufficient_funds=code == INSUFFICIENT_BALANCE_CODE,
         )
 
     def check_credentials(self) -> None:

@@ -53,6 +53,9 @@ STATUSES: dict[str, PaymentStatus] = {
     "expired": PaymentStatus.EXPIRED,
 }
 
+# The `last_error_code` of a transaction declined for the wallet's balance (docs/providers.md#fedapay-checkout).
+INSUFFICIENT_FUNDS_ERROR = "INSUFFICIENT_FUND_ERROR"
+
 SIGNATURE_HEADER = "X-FEDAPAY-SIGNATURE"
 TOLERANCE = 300  # seconds, as in FedaPay's SDKs
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -171,6 +174,7 @@ class FedaPay(PaymentProvider):
             currency=text(currency.get("iso")) if isinstance(currency, dict) else None,
             payer_reference=text(tx.get("reference")),
             payer_phone=text(method.get("number")) if isinstance(method, dict) else None,
+            insufficient_funds=tx.get("last_error_code") == INSUFFICIENT_FUNDS_ERROR,
         )
 
     def check_credentials(self) -> None:

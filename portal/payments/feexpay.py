@@ -60,6 +60,10 @@ STATUSES: dict[str, PaymentStatus] = {
     "CANCELED": PaymentStatus.CANCELLED,
 }
 
+# What a failure caused by the wallet's balance says: FeexPay's own status, or the operator's
+# `reason` (MTN's words also cover an account's limits; buyers hear "solde insuffisant" first).
+INSUFFICIENT_FUNDS = {"INSUFFICIENT_FUNDS", "LOW_BALANCE_OR_PAYEE_LIMIT_REACHED_OR_NOT_ALLOWED"}
+
 # Only letters, digits and spaces: MTN refuses anything else.
 _NOT_ALLOWED_IN_DESCRIPTION = re.compile(r"[^a-zA-Z0-9 ]")
 
@@ -149,6 +153,7 @@ class FeexPay(PaymentProvider):
         # Some integrations find the payment under `data`.
         payment = body["data"] if isinstance(body.get("data"), dict) else body
         status = text(payment.get("status"))
+        reason = text(payment.get("reason"))
         return PaymentCheck(
             provider_ref=provider_ref,
             status=STATUSES.get(status.upper(), PaymentStatus.PENDING) if status else PaymentStatus.PENDING,
@@ -156,6 +161,7 @@ class FeexPay(PaymentProvider):
             currency=text(payment.get("currency")) or "XOF",  # FeexPay's amounts are XOF; it rarely says so
             payer_reference=text(payment.get("ref_operator")),
             payer_phone=text(payment.get("phoneNumber")),
+            insufficient_funds=bool({(status or "").upper(), (reason or "").upper()} & INSUFFICIENT_FUNDS),
         )
 
     def check_credentials(self) -> None:

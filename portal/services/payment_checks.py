@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import or_, update
 
 from portal.extensions import db
-from portal.models import EventKind, Order, OrderStatus, utcnow
+from portal.models import EventKind, FailureReason, Order, OrderStatus, utcnow
 from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus
 from portal.services import provisioning
 from portal.services.accounts import provider_for
@@ -64,7 +64,8 @@ def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: date
             provisioning.provision_order(order)
         return
     to, kind = FAILURES.get(check.status, (None, None))
-    if to and transition(order, to, OPEN, last_checked_at=checked_at):
+    reason = FailureReason.INSUFFICIENT_FUNDS if check.insufficient_funds else None
+    if to and transition(order, to, OPEN, last_checked_at=checked_at, failure_reason=reason):
         record(order, kind, f"{reason}: {check.status}")
     else:
         order.last_checked_at = checked_at
