@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 
@@ -89,6 +90,29 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
             order = db.session.scalar(db.select(Order).where(Order.code == code))
             assert "Vous êtes connecté" in html.unescape(page.text), (provider, order.status, order.ticket and order.ticket.login_result)
             assert "Vous êtes connecté à Internet" in html.unescape(browser.get(f"{base}/sandbox/hotspot/").text)
+    finally:
+        server.shutdown()
+        stage.router_server.stop()
+
+
+def test_the_sandbox_hotspot_login_page_takes_credentials_from_the_fragment(app):
+    """Kiosque's "Se connecter" lands on /login#username=…&password=… when the router does not allow
+    http-pap (the sandbox router's profile): the page then logs in as the generated login.html does."""
+    import requests
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    stage = demo.stage(app, base)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert "http-pap" not in stage.router.login_by
+        page = requests.get(f"{base}/sandbox/hotspot/login")  # the fragment never reaches the server
+        assert page.status_code == 200 and 'role="alert"' not in page.text
+        assert '<form name="login" method="get" action="/sandbox/hotspot/login"' in page.text
+        assert 'f=document.login' in page.text and "if(doLogin())f.submit()" in page.text
+        mac, ip = re.search(r"Sandbox · ([0-9A-F:]+) · ([0-9.]+)", page.text).groups()
+        assert f'href="/retrieve?mac={mac}&amp;ip={ip}"' in page.text  # the client's limits are its own
     finally:
         server.shutdown()
         stage.router_server.stop()

@@ -102,6 +102,14 @@ def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provi
     assert order.ticket.username not in wrong_phone.text
 
 
+def test_a_buyers_error_page_keeps_the_buyers_layout(shop, live_server):
+    for path in ("/o/NOSUCHCODE", "/r/no-such-router", "/o/NOSUCHCODE/status"):
+        page = requests.get(live_server + path)
+        assert page.status_code == 404 and "Cette page n'existe pas." in text(page), path
+        assert '<body class="shop">' in page.text and "Récupérer mon code" in text(page)
+        assert not re.search(r'href="/(owner[^"]*)?"', page.text), path  # nothing leads to the owners' pages
+
+
 def test_the_guides_buy_links_find_the_plan_and_charge_only_its_price(shop, live_server, provider_sandbox):
     fedapay = next(a for a in shop.accounts if a.provider == "fedapay")
     fedapay.public_id = "pk_sandbox_shop"

@@ -19,9 +19,10 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from portal import htmx
-from portal.blueprints import positive_int
+from portal.blueprints import errors, positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
 from portal.payments import PROVIDERS, find_network
@@ -180,15 +181,25 @@ def buy(slug: str):
 @bp.errorhandler(429)
 def too_many(exc):
     """Over a limit: the buyer's own page again, in their language, with what they typed."""
-    message = _("Trop de demandes en peu de temps depuis ce hotspot. Patientez une minute puis réessayez : "
-                "ce que vous avez saisi est gardé.")
     if request.endpoint == "shop.buy":
         router = db.session.scalar(select(Router).where(Router.slug == request.view_args["slug"]))
         if router is not None:
+            message = _("Trop de demandes en peu de temps depuis ce hotspot. Patientez une minute puis "
+                        "réessayez : ce que vous avez saisi est gardé.")
             return _plans_page(router, hotspot_context(request.form), error=message, status=429)
     if request.endpoint == "shop.retrieve":
+        message = _("Trop d'essais en peu de temps pour retrouver un code. Patientez une minute puis réessayez : "
+                    "ce que vous avez saisi est gardé.")
         return _retrieve_page(error=message, status=429)
+    message = _("Trop de demandes en peu de temps. Patientez une minute puis réessayez.")
     return render_template("shop/message.html", title=_("Patientez un peu"), message=message), 429
+
+
+@bp.errorhandler(HTTPException)
+def buyer_error(exc: HTTPException):
+    """Other errors on a buyer's page keep the buyer's layout, which leads nowhere near the owners' pages."""
+    return render_template("shop/message.html", title=_("Erreur %(code)s", code=exc.code),
+                           message=errors.message_for(exc)), exc.code
 
 
 def load_order(code: str) -> Order:
