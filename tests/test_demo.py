@@ -119,7 +119,8 @@ def test_the_sandbox_hotspot_login_page_takes_credentials_from_the_fragment(app)
 
 
 def test_the_demo_command_prepares_a_fresh_database(tmp_path):
-    """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves."""
+    """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves, and
+    catches the emails it sends."""
     import os
     import socket
     import subprocess
@@ -146,14 +147,32 @@ def test_the_demo_command_prepares_a_fresh_database(tmp_path):
             if line.startswith("Buyer:"):
                 break
         assert any(line.startswith("Owner:") for line in printed), "".join(printed)
+        base = f"http://127.0.0.1:{port}"
+        assert f"Mail: {base}/sandbox/mail  (what the demo sends: sale emails, alerts, password links)\n" in printed
         page = None
         for _ in range(300):  # the server starts right after printing
             try:
-                page = requests.get(f"http://127.0.0.1:{port}/sandbox/hotspot/", timeout=5)
+                page = requests.get(f"{base}/sandbox/hotspot/", timeout=5)
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
         assert page is not None and page.status_code == 200 and "Démo" in page.text
+        assert "Aucun e-mail pour l'instant" in requests.get(f"{base}/sandbox/mail/", timeout=5).text
+
+        # The demo owner forgets the password: the link arrives in the demo's mailbox.
+        owner = requests.Session()
+        form = owner.get(f"{base}/owner/password/forgot", timeout=5).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        assert owner.post(f"{base}/owner/password/forgot", timeout=5,
+                          data={"csrf_token": token, "email": demo.EMAIL}).status_code == 200
+        inbox = ""
+        for _ in range(100):  # sent after the answer
+            inbox = requests.get(f"{base}/sandbox/mail/", timeout=5).text
+            if "choisir un nouveau mot de passe" in inbox:
+                break
+            time.sleep(0.1)
+        assert "Kiosque : choisir un nouveau mot de passe" in inbox and demo.EMAIL in inbox
+        assert f"{base}/owner/password/reset/" in inbox
     finally:
         watchdog.cancel()
         demo_process.terminate()
