@@ -1,7 +1,7 @@
 """Gunicorn settings for Kiosque: `gunicorn -c gunicorn.conf.py wsgi:app`, run from the project folder.
 
-Environment: `WEB_CONCURRENCY` (worker processes; default 2 x cores + 1, at most 8),
-`GUNICORN_THREADS` (threads per worker, default 4), `PORT` (default 8000, always on 127.0.0.1:
+Environment: `WEB_CONCURRENCY` (worker processes; default one per core, at least 2, at most 8),
+`GUNICORN_THREADS` (threads per worker, default 8), `PORT` (default 8000, always on 127.0.0.1:
 nginx on the same host is the only client; `--bind` on the command line overrides it),
 `FORWARDED_ALLOW_IPS` (proxies trusted to say the request came over HTTPS, default the loopback),
 `PORTAL_LOG_FORMAT` and `PORTAL_LOG_LEVEL` (as for the app).
@@ -36,11 +36,15 @@ def cores() -> int:
 wsgi_app = "wsgi:app"
 proc_name = "kiosque"
 bind = f"127.0.0.1:{int(os.environ.get('PORT') or 8000)}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * cores() + 1, MAX_WORKERS))
+# One process per core: more processes than cores only take turns on them, and on 2 cores five
+# workers cost about a fifth more CPU per paid webhook than two and held a lower rate
+# (docs/benchmarks.md). Two at least, so that one restarting leaves another serving.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(max(2, cores()), MAX_WORKERS))
 # Requests mostly wait on providers (10 s timeout) and routers (5 s): threads let a worker serve
-# other requests meanwhile.
+# other requests meanwhile. A paid webhook holds its thread for the provider's answer and two
+# router round trips, so threads x workers bounds webhooks/s x the seconds each takes.
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+threads = int(os.environ.get("GUNICORN_THREADS") or 8)
 # The longest request: a webhook that checks the payment (10 s), makes the ticket on the router
 # (connect, add, active login: 5 s each at worst) and sends the sale email (10 s per exchange).
 timeout = 60  # a worker silent this long is restarted

@@ -67,11 +67,17 @@ for _call in ("add_user", "find_users", "active_login"):
 _clock_webhooks()
 
 
+def client_ip(n: int) -> str:
+    return f"10.5.{n // 250}.{2 + n % 250}"
+
+
 def buy(http: requests.Session, base: str, slug: str, plan_id: int, account_id: int, n: int) -> None:
-    page = http.get(f"{base}/r/{slug}", params={"ip": f"10.5.{n // 250}.{2 + n % 250}", "mac": ""}).text
+    # The buy form carries the client's address from the hotspot page: the ticket is then logged
+    # in from the server side, as on a real hotspot.
+    page = http.get(f"{base}/r/{slug}", params={"ip": client_ip(n), "mac": ""}).text
     intent = re.search(r'name="intent" value="([^"]+)"', page).group(1)
     http.post(f"{base}/r/{slug}/buy", allow_redirects=False,
-              data={"intent": intent, "plan_id": plan_id, "account_id": account_id})
+              data={"intent": intent, "plan_id": plan_id, "account_id": account_id, "ip": client_ip(n)})
 
 
 def run(orders: int, latency_ms: int, database: str | None) -> dict:
@@ -82,6 +88,7 @@ def run(orders: int, latency_ms: int, database: str | None) -> dict:
         providers = app.extensions["kiosque.provider_sandbox"]
         http = requests.Session()
         for n in range(orders):
+            stage.router_server.add_host(client_ip(n), f"02:00:00:00:{n >> 8 & 255:02X}:{n & 255:02X}")
             buy(http, base, router.slug, router.plans[0].id, account.id, n)
         OWN_OVERHEAD.clear()
         started = time.monotonic()

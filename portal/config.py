@@ -21,7 +21,8 @@ DEFAULTS = {
     "SECRET_KEY": None,
     "ENCRYPTION_KEY": None,
     "SQLALCHEMY_DATABASE_URI": None,  # SQLite under instance/ when unset
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Connections idle for a while are checked before use (extensions.PING_AFTER_IDLE).
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "LOG_FORMAT": "text",  # or "json": one object per line, for log collectors
     "LOG_LEVEL": "INFO",

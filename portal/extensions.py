@@ -1,6 +1,7 @@
 """Flask extensions, created unbound; the factory binds each one with init_app."""
 
 import sqlite3
+import time
 from datetime import datetime
 
 from flask_babel import Babel
@@ -14,6 +15,8 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import Pool
 from sqlalchemy.orm import DeclarativeBase, registry
 
 from portal.columns import UTCDateTime
@@ -48,6 +51,36 @@ def _sqlite_concurrency(connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+
+
+# A pooled connection idle this long is checked before use: the database may have restarted or
+# dropped it meanwhile. One busy moments ago is used as it is (a ping on every checkout cost each
+# paid webhook six round trips out of about forty); if it died all the same, that one request
+# fails and SQLAlchemy replaces the pool's connections.
+PING_AFTER_IDLE = 10.0  # seconds
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle_since(_dbapi_connection, record) -> None:
+    if record is not None:
+        record.info["kiosque_idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_after_idle(dbapi_connection, record, _proxy) -> None:
+    idle_since = record.info.get("kiosque_idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+        return  # new, or used a moment ago
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as exc:  # any driver's error: the pool opens a new connection instead
+        raise DisconnectionError("stale pooled connection") from exc
+
+
 migrate = Migrate()
 mail = Mail()
 babel = Babel()

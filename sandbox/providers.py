@@ -80,7 +80,7 @@ KNOBS: dict[str, Any] = {
     "stale_signatures": False,  # FedaPay: timestamp older than the 300 s tolerance
     "outage": False,  # every API call answers 503
     "outage_drops_connection": False,  # with `outage`: close the connection instead (standalone server)
-    "api_latency": 0.0,  # seconds every API call takes before it is answered (a slow provider)
+    "api_latency": 0.0,  # seconds each API call waits before it is answered (a provider far away)
     "fedapay_event_key": "name",  # "name" (webhooks) or "type" (events API)
     "cinetpay_ipn_fields": "full",  # "full", "no_error_message" or "ids_only" (the 2021 draft)
     "cinetpay_ping": False,  # a GET without data to notify_url before each IPN
@@ -446,14 +446,14 @@ class ProviderSandbox:
         return root + url_for(endpoint, **values)
 
     def _api(self, view: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap an API view (not a page) so the latency and outage knobs reach it."""
+        """Wrap an API view (not a page) so the outage and latency knobs reach it."""
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.api_calls[view.__name__.lstrip("_")] += 1
-            if self.api_latency:
-                time.sleep(self.api_latency)
+            if self.api_latency > 0:
+                self._stopping.wait(self.api_latency)
             if self.outage:
                 sock = request.environ.get("werkzeug.socket")
                 if self.outage_drops_connection and sock is not None:

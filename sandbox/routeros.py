@@ -295,16 +295,22 @@ def _arguments(command: _Command) -> dict[str, str]:
 
 
 class _Table:
-    """One menu's items, with RouterOS-style ids ``*1``, ``*A``..."""
+    """One menu's items, with RouterOS-style ids ``*1``, ``*A``...
 
-    def __init__(self) -> None:
+    ``indexed`` fields are looked up through an index, so that finding a user by name or a host
+    by address stays quick with tens of thousands of rows (a load test makes that many).
+    """
+
+    def __init__(self, *indexed: str) -> None:
         self._rows: dict[str, dict[str, str]] = {}
         self._next = 1
+        self._index: dict[str, dict[str, dict[str, None]]] = {name: {} for name in indexed}
 
     def add(self, fields: dict[str, str]) -> str:
         item_id = f"*{self._next:X}"
         self._next += 1
-        self._rows[item_id] = {".id": item_id, **fields}
+        self._rows[item_id] = row = {".id": item_id, **fields}
+        self.reindex(row, {})
         return item_id
 
     def get(self, item_id: str) -> dict[str, str]:
@@ -317,13 +323,32 @@ class _Table:
         wanted = [self.get(item_id) for item_id in ids.split(",")]
         for row in wanted:
             del self._rows[row[".id"]]
+            self.reindex({}, row)
         return wanted
+
+    def reindex(self, row: dict[str, str], before: dict[str, str]) -> None:
+        """Update the indexes after a row changed from ``before`` (``{}``: added; ``row`` ``{}``: removed)."""
+        item_id = row.get(".id") or before[".id"]
+        for name, index in self._index.items():
+            if name in before and before[name] != row.get(name):
+                bucket = index[before[name]]
+                bucket.pop(item_id, None)
+                if not bucket:
+                    del index[before[name]]
+            if name in row:
+                index.setdefault(row[name], {})[item_id] = None
 
     def rows(self) -> list[dict[str, str]]:
         return list(self._rows.values())
 
     def find(self, **fields: str) -> list[dict[str, str]]:
-        return [row for row in self._rows.values() if all(row.get(k) == v for k, v in fields.items())]
+        key = next((name for name in fields if name in self._index), None)
+        if key is None:
+            candidates = self._rows.values()
+        else:  # in the order the rows were added, like the full scan
+            ids = sorted(self._index[key].get(fields[key], ()), key=lambda item_id: int(item_id[1:], 16))
+            candidates = [self._rows[item_id] for item_id in ids]
+        return [row for row in candidates if all(row.get(k) == v for k, v in fields.items())]
 
 
 class _Session:
@@ -455,9 +480,9 @@ class SandboxRouter:
         self._started = time.monotonic()
         self._active_since: dict[str, float] = {}
 
-        self._users, self._user_profiles = _Table(), _Table()
+        self._users, self._user_profiles = _Table("name"), _Table()
         self._servers, self._server_profiles = _Table(), _Table()
-        self._hosts, self._active = _Table(), _Table()
+        self._hosts, self._active = _Table("address"), _Table("user", "address")
         self._scripts, self._walled_garden_ip = _Table(), _Table()
         self._commands: dict[str, Callable[[_Session, _Command], list[list[str]]]] = {
             "/login": self._login,
@@ -732,8 +757,10 @@ class SandboxRouter:
         rows = self._users.find(name=target) or [self._users.get(target)]  # .id may also be the name
         row = rows[0]
         fields = self._checked_user(row, _arguments(command), row[".id"])
+        before = dict(row)
         row.clear()
         row.update(fields)
+        self._users.reindex(row, before)
         return [["!done"]]
 
     def _checked_user(self, current: dict[str, str], changes: dict[str, str], own_id: str | None) -> dict[str, str]:

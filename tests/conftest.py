@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, urljoin
 import pytest
 import requests
 from cryptography.fernet import Fernet
-from flask import g, has_app_context
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from flask.testing import FlaskClient
@@ -42,18 +41,19 @@ ROUTER_PASSWORD = "r0uter-Secret!"
 DATABASE_URL = os.environ.get("KIOSQUE_TEST_DATABASE_URL")
 
 
-class FreshGlobalsClient(FlaskClient):
-    """Each request starts with an empty `g`, as in production.
+class RequestContextClient(FlaskClient):
+    """Each request runs in an application context of its own, as in production.
 
     The tests keep one application context open so they can use `db.session` between requests;
-    Flask then reuses that context for every request, and with it `g`, where Flask-Login and
-    Flask-Babel cache the signed-in owner and the language.
+    Flask would reuse it for every request, and with it `g` (where Flask-Login and Flask-Babel
+    cache the signed-in owner and the language) and the database session. A request of its own
+    gets a fresh `g` and a fresh session, which it closes at its end; the test's objects are then
+    as stale as they would be for another process, and tests read what a request wrote afresh.
     """
 
     def open(self, *args, **kwargs):
-        if has_app_context():
-            g.__dict__.clear()
-        return super().open(*args, **kwargs)
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def app_config(tmp_path) -> dict:
         "SECRET_KEY": "test-secret",
         "ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "SQLALCHEMY_DATABASE_URI": DATABASE_URL or f"sqlite:///{tmp_path / 'kiosque.db'}",
-        "ROUTER_TIMEOUT": 2.0,
+        "ROUTER_TIMEOUT": 5.0,  # as in production: a busy machine must not make a live router look dead
         "RATELIMIT_ENABLED": False,
         "ORDER_POLL_AFTER": 0,  # the order page asks the provider at once: tests need no waiting
         "PROVIDER_CHECK_GAP": 0,
@@ -76,7 +76,7 @@ def app_config(tmp_path) -> dict:
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
-    app.test_client_class = FreshGlobalsClient
+    app.test_client_class = RequestContextClient
     with app.app_context():
         empty_database()
         db.create_all()

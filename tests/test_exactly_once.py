@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "ORDER_POLL_AFTER": 0, "WORKER_POLL_AFTER": 0, "ORDER_CLAIM_SECONDS": 5}
+    return {**app_config, "ORDER_POLL_AFTER": 0, "WORKER_POLL_AFTER": 0, "ORDER_CLAIM_SECONDS": 11}
 
 
 def post_webhook(url: str, body: bytes, signature: str) -> int:

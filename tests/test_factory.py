@@ -1,8 +1,12 @@
+import time
+
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
-from portal import create_app
+from portal import create_app, extensions
 from portal.config import ConfigurationError
+from portal.extensions import db
 
 from tests.conftest import page_text
 
@@ -54,3 +58,25 @@ def test_language_switch_is_remembered_and_stays_on_site(app):
     assert "Sign in" in page_text(client.get("/owner/login"))
     assert client.get("/lang/fr?next=//evil.example/").location == "/"
     assert "Connexion" in page_text(client.get("/owner/login"))
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced(app, monkeypatch):
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE", 0.0)  # every idle connection is checked
+    with app.app_context():
+        pooled = db.engine.raw_connection()
+        dbapi_connection = pooled.dbapi_connection
+        pooled.close()  # back in the pool
+        dbapi_connection.close()  # the database dropped it meanwhile
+        assert db.session.execute(select(1)).scalar() == 1  # on a new connection, without an error
+        db.session.remove()
+
+
+def test_a_connection_used_a_moment_ago_is_not_checked():
+    class Record:
+        info = {"kiosque_idle_since": time.monotonic()}
+
+    class Unusable:
+        def cursor(self):
+            raise AssertionError("checked although used a moment ago")
+
+    extensions._ping_after_idle(Unusable(), Record(), None)

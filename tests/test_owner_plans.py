@@ -61,7 +61,7 @@ def test_edit_and_delete_plan(browser, router_server):
     db.session.refresh(plan)
     assert (plan.price, plan.data_limit_bytes, plan.time_limit) == (250, 0, "")
     assert browser.post(f"/owner/plans/{plan.id}/delete").status_code == 302
-    assert db.session.get(Plan, plan.id) is None
+    assert db.session.scalar(db.select(Plan).where(Plan.id == plan.id)) is None
 
 
 def test_import_plans_from_mikhmon_profiles(browser, router_server):

@@ -172,7 +172,7 @@ def test_ticket_settings_sample(browser):
 def test_delete_router(browser, router_server):
     router = add_router(browser, router_server)
     assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 302
-    assert db.session.get(Router, router.id) is None
+    assert db.session.scalar(db.select(Router).where(Router.id == router.id)) is None
 
 
 def test_router_list_shows_health(browser, router_server):
@@ -180,6 +180,7 @@ def test_router_list_shows_health(browser, router_server):
     browser.post(f"/owner/routers/{router.id}/test")
     page = page_text(browser.get("/owner/routers/"))
     assert "RouterOS 6.49.10" in page and "dernier contact" in page and "http-pap" in page
+    db.session.refresh(router)  # as the connection test left it
     router.down_since = router.last_contact_at
     db.session.commit()
     assert "Injoignable depuis" in page_text(browser.get("/owner/routers/"))

@@ -78,7 +78,8 @@ def test_a_reset_link_by_email_sets_a_new_password_once_and_ends_every_session(a
     again = browser.get(path_of(link))
     assert again.status_code == 400 and "Ce lien ne permet plus de changer le mot de passe" in page_text(again)
     assert browser.post(path_of(link), {"password": "third-password", "confirm": "third-password"}).status_code == 400
-    assert db.session.get(Owner, owner.id).check_password("brand-new-pw")
+    db.session.refresh(owner)
+    assert owner.check_password("brand-new-pw")
 
     token = link.rsplit("/", 1)[1]
     assert not [r for r in caplog.records if token in r.getMessage() and not r.name.startswith(NOT_KIOSQUE)]

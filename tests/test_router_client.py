@@ -19,12 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from portal.routeros.client import (
+    MAX_CONNECTIONS,
     RouterAddress,
     RouterAuthFailed,
     RouterClient,
     RouterCommandError,
     RouterConnectionLost,
     RouterError,
+    RouterSlow,
     RouterTimeout,
     RouterTLSError,
     RouterUnreachable,
@@ -346,7 +348,7 @@ def test_idle_clients_expire(router):
     assert router.connections == 2
 
 
-def test_twenty_threads_share_one_client(router, client):
+def test_twenty_threads_share_a_few_connections(router, client):
     errors: list[BaseException] = []
 
     def add(index: int) -> None:
@@ -362,7 +364,59 @@ def test_twenty_threads_share_one_client(router, client):
         thread.join(timeout=10)
     assert errors == []
     assert sorted(u["name"] for u in router.users()) == [f"t{index:02}" for index in range(20)]
+    assert 1 <= router.connections <= MAX_CONNECTIONS
+
+
+def test_calls_at_the_same_time_do_not_wait_for_each_other(router):
+    client = RouterClient(address_of(router), max_connections=2)
+    router.latency = 0.5  # each reply, the login's included
+
+    def both(call) -> float:
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        return time.monotonic() - started
+
+    both(client.user_profiles)  # opens the two connections
+    assert router.connections == 2
+    assert both(client.user_profiles) < 0.9  # one reply's wait, not two in a row
+    assert router.connections == 2
+    client.close()
+
+
+def test_sequential_calls_keep_one_connection(router):
+    client = RouterClient(address_of(router), max_connections=4)
+    for index in range(5):
+        client.add_user(name=f"q{index}", password=TICKET_PASSWORD, profile="1h")
     assert router.connections == 1
+    client.close()
+
+
+def test_a_call_waits_for_a_free_connection_up_to_the_timeout(router):
+    client = RouterClient(address_of(router, timeout=0.5), max_connections=1)
+    held, generation = client._take()  # the only connection, as a call in progress holds it
+    started = time.monotonic()
+    with pytest.raises(RouterTimeout, match=r"no free API session within 0.5 s"):
+        client.facts()
+    assert 0.45 <= time.monotonic() - started < 2
+    client._give_back(held, generation)
+    assert client.facts().identity == "Kiosque-Sandbox"
+    client.close()
+
+
+def test_close_drops_a_connection_in_use_when_its_call_ends(router, client):
+    client.facts()
+    router.latency = 0.3
+    sent = len(router.received)
+    call = threading.Thread(target=client.facts)
+    call.start()
+    assert wait_until(lambda: len(router.received) > sent)  # the call is waiting on its reply
+    client.close()
+    call.join(timeout=5)
+    assert wait_until(lambda: router.open_connections == 0)
 
 
 def test_reprs_hide_the_password(router, client):
@@ -401,7 +455,7 @@ def test_no_secret_in_any_error_or_log(router, tls_context, caplog, monkeypatch)
         expect_error(lambda: RouterClient(address_of(tls_router, use_tls=True)).facts())
 
     assert [type(e) for e in errors] == [
-        RouterCommandError, RouterCommandError, RouterAuthFailed, RouterUnreachable, RouterTimeout,
+        RouterCommandError, RouterCommandError, RouterAuthFailed, RouterUnreachable, RouterSlow,
         RouterUnreachable, RouterTLSError,
     ]
     for error in errors:
@@ -412,3 +466,18 @@ def test_no_secret_in_any_error_or_log(router, tls_context, caplog, monkeypatch)
     for secret in SECRETS:
         assert secret not in caplog.text
         assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_a_session_that_goes_quiet_is_slow_not_unreachable(router):
+    """The router answered at login: a silence after it proves the router is there (no backoff)."""
+    client = RouterClient(address_of(router, timeout=0.5))
+    client.facts()
+    router.mode = "hang"
+    with pytest.raises(RouterSlow):
+        client.facts()
+    router.mode = "normal"
+    fresh = RouterClient(address_of(router, timeout=0.5))
+    router.mode = "hang"
+    with pytest.raises(RouterTimeout) as silent_at_login:
+        fresh.facts()
+    assert not isinstance(silent_at_login.value, RouterSlow)

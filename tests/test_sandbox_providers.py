@@ -321,6 +321,18 @@ def test_outage_reaches_apis_but_not_pages(sandbox, receiver):
         requests.get(f"{sandbox.api_url('fedapay')}/v1/transactions", headers=FEDAPAY_AUTH, timeout=2)
 
 
+def test_api_latency_delays_api_calls_but_not_pages(sandbox, receiver):
+    tx = _fedapay_create(sandbox, receiver)
+    token = requests.post(f"{sandbox.api_url('fedapay')}/v1/transactions/{tx['id']}/token", headers=FEDAPAY_AUTH)
+    sandbox.set_knobs(api_latency=0.3)
+    started = time.monotonic()
+    assert requests.get(f"{sandbox.api_url('fedapay')}/v1/transactions/{tx['id']}", headers=FEDAPAY_AUTH).ok
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert requests.get(token.json()["url"]).status_code == 200
+    assert time.monotonic() - started < 0.3
+
+
 def test_control_endpoints(sandbox, receiver):
     tx = _fedapay_create(sandbox, receiver)
     control = f"{sandbox.base_url}/control"

@@ -307,7 +307,8 @@ def test_login_page_is_small_self_contained_and_french(browser, router_server):
     assert "Nuit &#36;(chap-id)" in page  # the router must not fill in a plan's label
     buy = (f"{PUBLIC_URL}/r/{router.slug}"
            "?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)&amp;plan_id=")
-    assert [f'href="{buy}{plan.id}"' in page for plan in router.plans] == [True, True, False]  # not the retired plan
+    shown = {plan.label: f'href="{buy}{plan.id}"' in page for plan in router.plans}
+    assert shown == {"1 heure": True, "Nuit $(chap-id)": True, "Retiré": False}  # not the retired plan
     assert f'href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)"' in page
     assert "$(if chap-id)" in page and '<script src="/md5.js"></script>' in page
     assert "hexMD5('$(chap-id)'+f.password.value+'$(chap-challenge)')" in page

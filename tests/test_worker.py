@@ -184,3 +184,19 @@ def test_calls_failing_together_count_as_one_failure(app):
     db.session.commit()
     router = db.session.get(Router, router.id, populate_existing=True)
     assert router.failures == 1 and timedelta(seconds=10) < router.retry_at - utcnow() <= timedelta(seconds=15)
+
+
+def test_the_owners_retry_goes_at_once_even_while_the_router_is_left_alone(app, shop, live_server,
+                                                                           provider_sandbox, router_server):
+    from tests.conftest import Browser
+
+    order = pending_order(live_server, shop)
+    router_server.mode = "refuse"
+    provider_sandbox.approve("fedapay", order.provider_ref)
+    provider_sandbox.drain()
+    assert db.session.get(Router, shop.id, populate_existing=True).retry_at > utcnow()
+    router_server.mode = "normal"  # the owner fixed it, and asks for the ticket now
+    owner = Browser(app.test_client())
+    owner.login("maquis@example.com", "maquis-password")
+    assert owner.post(f"/owner/orders/{order.id}/retry").status_code in (200, 302, 303)
+    assert latest_order().status == OrderStatus.PROVISIONED

@@ -1,7 +1,9 @@
 """The app's RouterOS API client, over routeros-api.
 
 routeros-api speaks the protocol; this module adds what it lacks (docs/routeros.md#routeros-api-client-library):
-a lock per connection (the library is not thread-safe), the timeout on connect and on every
+one thread at a time per connection (the library is not thread-safe), a few connections per
+router so that one slow round trip does not hold up every other ticket of that router, the
+egress policy's checks, the timeout on connect and on every
 read, one reconnect-and-retry when a reused connection turns out to be dead, no socket left
 open after a failed login, and typed errors whose text is built only from safe parts. The
 library's own messages embed the whole command, password included, so they are never used,
@@ -45,6 +47,10 @@ Row = dict[str, str]
 USERS = "/ip/hotspot/user"
 ACTIVE = "/ip/hotspot/active"
 IDLE_SECONDS = 60.0
+# API sessions one process opens to one router at most. A second one is opened only while the
+# first is busy; every gunicorn worker and the worker have their own, and the router limits how
+# many it accepts (Mikhmon needs one too).
+MAX_CONNECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ class RouterConnectionLost(RouterUnreachable):
 
 class RouterTimeout(RouterError):
     """The router accepted nothing or answered nothing within the address's timeout."""
+
+
+class RouterSlow(RouterTimeout):
+    """An API session already open stopped answering within the timeout (the router did answer before)."""
 
 
 class RouterAuthFailed(RouterError):
@@ -208,18 +218,28 @@ def _first_row(api: RouterOsApi, path: str) -> Row:
 
 
 class RouterClient:
-    """One API connection to one router, opened on first use and reopened when it breaks.
+    """Up to ``max_connections`` API connections to one router, opened when needed, reopened when broken.
 
-    Every call holds a lock: routeros-api shares one socket, tag counter and reply buffer per
-    connection. Mutating calls retry idempotently: the dropped attempt may have gone through.
+    A connection serves one call at a time: routeros-api shares one socket, tag counter and reply
+    buffer per connection. Calls made at the same time use different connections, opened only
+    when every open one is busy; a call waits (up to the address's timeout) when all
+    ``max_connections`` are. Mutating calls retry idempotently: the dropped attempt may have gone
+    through.
     """
 
-    def __init__(self, address: RouterAddress) -> None:
+    def __init__(self, address: RouterAddress, *, max_connections: int = MAX_CONNECTIONS) -> None:
         self.address = address
+        self.max_connections = max(1, max_connections)
         self.last_used = time.monotonic()
-        self._lock = threading.Lock()
         self._where = f"{address.host}:{address.port}"
-        self._pool = _CheckedPool(address)
+        self._free = threading.Condition()  # guards the three below
+        self._idle: list[routeros_api.RouterOsApiPool] = []  # the last one used is taken first
+        self._open = 0  # connections made, idle or in use
+        self._generation = 0  # close() moves it on: connections of an older one are not kept
+
+    def _connection(self) -> routeros_api.RouterOsApiPool:
+        """A connection (not yet logged in when new): it connects, through the egress policy, on use."""
+        return _CheckedPool(self.address)
 
     def __repr__(self) -> str:
         return f"RouterClient({self.address!r})"
@@ -324,8 +344,14 @@ class RouterClient:
         self._call(login_unless_done if check_first else login, retry=login_unless_done, secrets=(password,))
 
     def close(self) -> None:
-        with self._lock:
-            self._pool.disconnect()
+        """Close the idle connections now, and those in use when their call ends."""
+        with self._free:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._generation += 1
+            self._free.notify_all()
+        for pool in idle:
+            pool.disconnect()
 
     # -- plumbing
 
@@ -343,22 +369,55 @@ class RouterClient:
         routeros-api exception (whose text holds the command) travels along as their context.
         """
         secrets = (self.address.password, *secrets)
-        with self._lock:
-            reused = self._pool.connected
-            result, error = self._attempt(op, secrets)
+        pool, generation = self._take()
+        if pool is None:
+            raise RouterSlow(f"no free API session within {self.address.timeout:g} s", host=self.address.host,
+                             port=self.address.port)
+        try:
+            reused = pool.connected
+            result, error = self._attempt(pool, op, secrets)
             if reused and isinstance(error, RouterConnectionLost):
                 logger.info("reconnecting once after: %s", error)
-                result, error = self._attempt(retry or op, secrets)
-            self.last_used = time.monotonic()
+                result, error = self._attempt(pool, retry or op, secrets)
+        finally:
+            self._give_back(pool, generation)
         if error is not None:
             logger.debug("router call failed: %s", error)
             raise error
         return cast(T, result)
 
-    def _attempt(self, op: Callable[[RouterOsApi], T], secrets: tuple[str, ...]) -> tuple[T | None, RouterError | None]:
-        logged_in = self._pool.connected
+    def _take(self) -> tuple[routeros_api.RouterOsApiPool | None, int]:
+        """An idle connection, else a new one if fewer than max_connections are open, else wait."""
+        deadline = time.monotonic() + self.address.timeout
+        with self._free:
+            while True:
+                if self._idle:
+                    return self._idle.pop(), self._generation
+                if self._open < self.max_connections:
+                    self._open += 1
+                    return self._connection(), self._generation
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None, self._generation
+                self._free.wait(remaining)
+
+    def _give_back(self, pool: routeros_api.RouterOsApiPool, generation: int) -> None:
+        with self._free:
+            self.last_used = time.monotonic()
+            keep = generation == self._generation
+            if keep:
+                self._idle.append(pool)
+            else:
+                self._open -= 1
+            self._free.notify()
+        if not keep:
+            pool.disconnect()
+
+    def _attempt(self, pool: routeros_api.RouterOsApiPool, op: Callable[[RouterOsApi], T],
+                 secrets: tuple[str, ...]) -> tuple[T | None, RouterError | None]:
+        logged_in = pool.connected
         try:
-            api = self._pool.get_api()
+            api = pool.get_api()
             if not logged_in:
                 logger.debug("%s: API session opened", self._where)
                 logged_in = True
@@ -367,7 +426,7 @@ class RouterClient:
         except (RouterOsApiError, OSError, EgressRefused) as exc:
             error = self._translate(exc, logged_in, secrets)
         if not isinstance(error, RouterCommandError):
-            self._pool.disconnect()  # a failed login or a broken session: never keep (or leak) the socket
+            pool.disconnect()  # a failed login or a broken session: never keep (or leak) the socket
         return None, error
 
     def _translate(self, exc: RouterOsApiError | OSError | EgressRefused, logged_in: bool,
@@ -385,6 +444,8 @@ class RouterClient:
             return RouterTLSError(f"TLS handshake failed: {exc}", **where)
         cause = _socket_error(exc)
         if isinstance(cause, TimeoutError):
+            if logged_in:
+                return RouterSlow(f"no answer within {self.address.timeout:g} s", **where)
             return RouterTimeout(f"no answer within {self.address.timeout:g} s", **where)
         if cause is not None:
             reason = cause.strerror or str(cause) or type(cause).__name__

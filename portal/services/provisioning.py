@@ -138,6 +138,7 @@ def retry_now(order: Order) -> None:
     if order.status != OrderStatus.PAID:
         return
     order.next_attempt_at = None
+    order.router.retry_at = None  # the owner asks now: the router's backoff does not hold them back
     record(order, EventKind.RETRY_ASKED, "by the owner")
     db.session.commit()
     provision_order(order)

@@ -18,7 +18,13 @@ from sqlalchemy import func, or_, update
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Router, utcnow
-from portal.routeros.client import NameCollisions, RouterCommandError, RouterError
+from portal.routeros.client import (
+    NameCollisions,
+    RouterCommandError,
+    RouterConnectionLost,
+    RouterError,
+    RouterSlow,
+)
 from portal.services import notifications
 from portal.services.rows import update_if
 
@@ -38,8 +44,12 @@ def available(router: Router) -> bool:
 
 
 def counts_against(exc: RouterError) -> bool:
-    """A failure to reach or talk to the router; a refused command or a full name space means it answered."""
-    return not isinstance(exc, (RouterCommandError, NameCollisions))
+    """A failure to open an API session with the router.
+
+    A refused command or a full name space means it answered; a session that broke or went quiet
+    after opening proves it is there (and a busy server can make a live router look slow).
+    """
+    return not isinstance(exc, (RouterCommandError, NameCollisions, RouterSlow, RouterConnectionLost))
 
 
 def answered(router: Router) -> Change | None:

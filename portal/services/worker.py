@@ -109,7 +109,7 @@ def run(interval: float, stop: threading.Event, *, once: bool = False) -> SweepR
         while True:
             report = None
             try:
-                report = sweep(lanes)
+                report = sweep(lanes, wait_for_all=once)
             except OperationalError as exc:  # the database went away for a moment: try next sweep
                 db.session.rollback()
                 log.warning("worker sweep failed: %s", type(exc).__name__)
@@ -121,15 +121,21 @@ def run(interval: float, stop: threading.Event, *, once: bool = False) -> SweepR
         lanes.close(wait_for_running=once)
 
 
-def sweep(lanes: Lanes | None = None) -> SweepReport:
-    """One pass over everything that needs catching up (with lanes of its own when none are given)."""
+def sweep(lanes: Lanes | None = None, *, wait_for_all: bool = False) -> SweepReport:
+    """One pass over everything that needs catching up (with lanes of its own when none are given).
+
+    `wait_for_all`: wait for every router's work instead of WORKER_SWEEP_BUDGET seconds at most,
+    as a sweep with lanes of its own always does (no later sweep is left to finish it).
+    """
     own = lanes is None
+    wait_for_all = wait_for_all or own
     lanes = lanes or Lanes(current_app._get_current_object())
     report = SweepReport()
     try:
         report.expired = expire_old_orders()
         futures = [f for work in plan_router_work() if (f := lanes.submit(work)) is not None]
-        done, late = wait(futures, timeout=current_app.config["WORKER_SWEEP_BUDGET"])
+        budget = None if wait_for_all else current_app.config["WORKER_SWEEP_BUDGET"]
+        done, late = wait(futures, timeout=budget)
         for future in late:
             future.cancel()  # not started yet: planned again next sweep; started ones finish on their own
         for future in done:
