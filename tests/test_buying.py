@@ -70,6 +70,8 @@ def test_declined_or_cancelled_makes_no_ticket(shop, live_server, provider_sandb
     order = latest_order()
     assert order.status == OrderStatus.FAILED and router_server.users() == []
     assert order.failure_reason == ("insufficient funds" if outcome == "decline" else None)
+    failed = next(e for e in order.events if e.kind in ("failed", "expired"))
+    assert failed.detail.split(":")[0] in ("webhook", "order page", "buyer returned", "worker poll")  # who found out
     page = buyer.order_page(order)
     if outcome == "decline":
         assert "le solde de votre compte ne couvre pas 500\u00a0FCFA" in page

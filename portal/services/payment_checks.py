@@ -64,8 +64,8 @@ def apply_check(order: Order, check: PaymentCheck, reason: str, checked_at: date
             provisioning.provision_order(order)
         return
     to, kind = FAILURES.get(check.status, (None, None))
-    reason = FailureReason.INSUFFICIENT_FUNDS if check.insufficient_funds else None
-    if to and transition(order, to, OPEN, last_checked_at=checked_at, failure_reason=reason):
+    failure = FailureReason.INSUFFICIENT_FUNDS if check.insufficient_funds else None
+    if to and transition(order, to, OPEN, last_checked_at=checked_at, failure_reason=failure):
         record(order, kind, f"{reason}: {check.status}")
     else:
         order.last_checked_at = checked_at
