@@ -1,8 +1,13 @@
 """How money and limits read on pages: `1 000 FCFA`, `1 h · 500 Mo`."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import phonenumbers
+from babel.core import get_global
+from babel.dates import format_time
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -64,6 +69,13 @@ def phone_example(country: str) -> str:
     """A mobile number of the country as people write it there: `bj` -> `01 95 12 34 56`."""
     example = phonenumbers.example_number_for_type(country.upper(), phonenumbers.PhoneNumberType.MOBILE)
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL) if example else ""
+
+
+def local_time(when: datetime, country: str) -> str:
+    """A time of day as clocks read in the country (the hotspot's, which may not be the server's)."""
+    zones = get_global("territory_zones").get(country.upper())
+    zone = ZoneInfo(zones[0]) if zones else get_timezone()
+    return format_time(when, "short", tzinfo=zone, locale=get_locale())
 
 
 def phone_number(value: str) -> str:
@@ -129,6 +141,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(country_name)
     app.add_template_filter(phone_example)
     app.add_template_filter(phone_number)
+    app.add_template_filter(local_time)
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
     app.add_template_filter(event_kind)

@@ -224,6 +224,11 @@ def test_the_phone_waiting_page_says_what_to_do_when_nothing_arrives(app, shop, 
     assert f'name="mac" value="{CLIENT_MAC}"' in form and 'name="dst" value="http://example.com/"' in form
     assert re.search(r'name="intent" value="([^"]+)"', form).group(1) != order.intent  # a new order
 
+    # The time is the hotspot's, in its country's zone: an hour behind the server's in Abidjan.
+    shop.country = "ci"
+    db.session.commit()
+    assert f"abandonnée à {expires.astimezone(ZoneInfo('Africa/Abidjan')):%H:%M}." in buyer.order_page(order)
+
 
 def test_the_buyer_cancels_and_a_late_approval_still_makes_the_ticket(shop, live_server, provider_sandbox, router_server):
     buyer = Buyer(live_server, shop)
