@@ -3,7 +3,7 @@
 from flask import Flask, has_request_context, request, session
 from werkzeug.routing import IntegerConverter
 
-from portal import config, deferred, formatting, logging_setup, security
+from portal import config, deferred, formatting, logging_setup, security, static_files
 from portal import extensions as ext
 from portal.blueprints import MAX_ID
 from portal.columns import render_migration_type
@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     formatting.register(app)
     security.register(app)
+    static_files.register(app)
     deferred.register(app)
     register_errorhandlers(app)
     register_commands(app)

@@ -47,6 +47,12 @@ DEFAULTS = {
     # Connection tests per owner ("Tester la connexion" and the setup kit's confirmation).
     "ROUTER_TEST_RATE_LIMIT": "5 per minute;30 per hour",
     "PROVIDER_TIMEOUT": 10.0,
+    # Seconds a second submit of the same buy form (a double tap) waits for the first one's checkout
+    # link: a checkout takes up to two provider calls.
+    "CHECKOUT_WAIT": 20,
+    # Only the demo (sandbox/) sets it: the page playing buyers' phones, linked from the page that
+    # waits for a payment to be approved on the phone.
+    "DEMO_PHONE_URL": "",
     "ORDER_POLL_AFTER": 3,  # seconds without news before the order page asks the provider itself
     # Seconds without news before a failed order that may still be paid late (it has a payment at
     # the provider and is younger than ORDER_TTL) is asked about again, by its page or the worker.

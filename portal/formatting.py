@@ -3,13 +3,18 @@ lines of an order's timeline, router failures."""
 
 from datetime import UTC, datetime
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.core import get_global
+from babel.dates import format_time
 from flask import Flask
-from flask_babel import format_timedelta, get_locale
+from flask_babel import format_timedelta, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from portal.models import CheckSource, EventKind, Order, OrderEvent, OrderStatus
-from portal.payments import PROVIDERS, find_network
+from portal.payments import PROVIDERS, find_network, phones
 from portal.payments.base import PaymentStatus
 from portal.routeros import units
 
@@ -23,19 +28,29 @@ def price(amount: int, currency: str) -> str:
 
 def limits(plan) -> str:
     """The plan's limits in words: connection time, validity (Mikhmon's expiry), data; or none."""
+    # Proposed plans (the guide's buy links) have no validity.
+    return terms(plan.time_limit, getattr(plan, "validity", ""), plan.data_limit_bytes)
+
+
+def ticket_terms(order) -> str:
+    """What an order's ticket gives: its own time and data limits, and its plan's validity (the
+    Mikhmon profile's, which expires the ticket)."""
+    return terms(order.time_limit, order.plan.validity if order.plan else "", order.data_limit_bytes)
+
+
+def terms(time_limit: str, validity: str, data_limit_bytes: int) -> str:
     lang = str(get_locale() or "fr")
     parts = []
-    if plan.time_limit:
-        parts.append(units.describe_duration(units.parse_duration(plan.time_limit), lang=lang))
-    validity = getattr(plan, "validity", "")  # proposed plans (buy links) have none
-    if validity and validity != plan.time_limit:
+    if time_limit:
+        parts.append(units.describe_duration(units.parse_duration(time_limit), lang=lang))
+    if validity and validity != time_limit:
         try:
             validity = units.describe_duration(units.parse_duration(validity), lang=lang)
         except ValueError:  # Mikhmon keeps what the owner typed; show it as it is
             pass
         parts.append(_("valable %(duration)s", duration=validity))
-    if plan.data_limit_bytes:
-        parts.append(units.describe_bytes(plan.data_limit_bytes, lang=lang))
+    if data_limit_bytes:
+        parts.append(units.describe_bytes(data_limit_bytes, lang=lang))
     return " · ".join(parts) or _("sans limite")
 
 
@@ -48,13 +63,29 @@ def provider_title(name: str) -> str:
     return PROVIDERS[name].title if name in PROVIDERS else name
 
 
+def country_name(code: str) -> str:
+    """A country by its ISO code (`bj`), named in the page's language."""
+    return get_locale().territories.get(code.upper(), code.upper())
+
+
+def local_time(when: datetime, country: str) -> str:
+    """A time of day as clocks read in the country (the hotspot's, which may not be the server's)."""
+    zones = get_global("territory_zones").get(country.upper())
+    zone = ZoneInfo(zones[0]) if zones else get_timezone()
+    return format_time(when, "short", tzinfo=zone, locale=get_locale())
+
+
+def phone_number(value: str) -> str:
+    """A payer's number as people read it, never wrapped: `+2290197000000` -> `+229 01 97 00 00 00`."""
+    return phones.readable(value).replace(" ", "\u00a0")
+
+
 def network_title(code: str) -> str:
     """A network as buyers know it: `celtiis_bj` -> `Celtiis Cash (Bénin)`, the country in the page's language."""
     network = find_network(code)
     if network is None:
         return code
-    country = get_locale().territories.get(network.country.upper(), network.country.upper())
-    return f"{network.wallet} ({country})"
+    return f"{network.wallet} ({country_name(network.country)})"
 
 
 ORDER_STATUSES = {
@@ -169,6 +200,8 @@ def event_line(event: OrderEvent) -> str:
                      "montant.", provider=provider, paid=price(facts["amount"], facts["currency"] or order.currency),
                      expected=price(order.amount, order.currency))
         case EventKind.FAILED:
+            if facts.get("cause") == "buyer":
+                return _("L'acheteur a annulé la commande.")
             said = (_("%(provider)s indique que le paiement a été annulé.", provider=provider)
                     if facts.get("status") == PaymentStatus.CANCELLED
                     else _("%(provider)s indique que le paiement a été refusé.", provider=provider))
@@ -222,9 +255,14 @@ def ago(moment: datetime) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(price)
     app.add_template_filter(limits)
+    app.add_template_filter(ticket_terms)
     app.add_template_filter(provider)
     app.add_template_filter(provider_title)
     app.add_template_filter(network_title)
+    app.add_template_filter(country_name)
+    app.add_template_filter(phones.example, "phone_example")
+    app.add_template_filter(phone_number)
+    app.add_template_filter(local_time)
     app.add_template_filter(order_status)
     app.add_template_filter(sale_channel)
     app.add_template_filter(event_kind)

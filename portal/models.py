@@ -104,6 +104,8 @@ class Router(db.Model):
     charset: Mapped[str] = mapped_column(String(10), default="lower")
     prefix: Mapped[str] = mapped_column(String(6), default="")
     currency: Mapped[str] = mapped_column(String(3), default="XOF")
+    # Where the hotspot is (ISO 3166 alpha-2, lower case): the wallets buyers are offered, phone examples.
+    country: Mapped[str] = mapped_column(String(2), default="bj", server_default="bj")
     notify_email: Mapped[str] = mapped_column(String(254), default="")
     # What the router said at the last successful contact.
     identity: Mapped[str] = mapped_column(String(120), default="")
@@ -261,6 +263,13 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"  # no payment came in time
 
 
+class FailureReason(StrEnum):
+    """Why an order failed, where the buyer is told something they can act on."""
+
+    INSUFFICIENT_FUNDS = "insufficient funds"  # the provider said the wallet's balance was too low
+    CANCELLED_BY_BUYER = "cancelled by buyer"
+
+
 ORDER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes: buyers may type it
 
 
@@ -310,11 +319,13 @@ class Order(db.Model):
     claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(300), default="")
+    failure_reason: Mapped[FailureReason | None] = mapped_column(text_enum(FailureReason, 20))
     email_sent_at: Mapped[datetime | None]
     email_attempts: Mapped[int] = mapped_column(default=0)
     stuck_alerted_at: Mapped[datetime | None]  # the owner was told this paid order has no ticket yet
 
     router: Mapped[Router] = relationship()
+    plan: Mapped[Plan | None] = relationship()
     account: Mapped[PaymentAccount] = relationship()
     ticket: Mapped["Ticket | None"] = relationship(back_populates="order")
     events: Mapped[list["OrderEvent"]] = relationship(back_populates="order", order_by="OrderEvent.id",

@@ -1,9 +1,9 @@
 """Stand-ins for the outside world: a RouterOS API server, the payment providers' APIs and hosted
-pages, and a hotspot login page. Kiosque itself never imports this package.
+pages, a hotspot login page, and the demo's mailbox. Kiosque itself never imports this package.
 
 The demo (`flask --app sandbox demo`), the tests and the benchmarks use it: `mount(app)` serves
-the provider look-alikes and the hotspot page under /sandbox on a Kiosque app and points its
-payment adapters at them.
+the provider look-alikes, the hotspot page and the mailbox page under /sandbox on a Kiosque app
+and points its payment adapters at them.
 """
 
 from flask import Flask
@@ -19,7 +19,7 @@ ROUTER_EGRESS = {"ROUTER_ALLOWED_NETWORKS": "127.0.0.0/8", "ROUTER_ALLOWED_PORTS
 def mount(app: Flask):
     """Serve the sandbox providers and hotspot page under /sandbox on this app (and the hotspot's
     router login at /login, as on the router's DNS name); returns the providers."""
-    from sandbox import hotspot
+    from sandbox import hotspot, mail
     from sandbox.providers import ProviderSandbox
 
     providers = ProviderSandbox(public_url=app.config["PUBLIC_URL"])
@@ -27,6 +27,7 @@ def mount(app: Flask):
     app.register_blueprint(providers.blueprint(), url_prefix=SANDBOX_PREFIX)
     app.register_blueprint(hotspot.bp, url_prefix=SANDBOX_PREFIX + "/hotspot")
     app.add_url_rule("/login", "sandbox_router_login", hotspot.router_login)
+    app.register_blueprint(mail.bp, url_prefix=SANDBOX_PREFIX + "/mail")
     point_adapters_at(app, providers)
     return providers
 

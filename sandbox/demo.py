@@ -16,11 +16,12 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
-from portal.extensions import db
+from portal.extensions import db, mail
 from portal.models import Plan, Router
 from portal.services import accounts, owners, worker
 from portal.services import routers as router_service
 from sandbox import mount
+from sandbox.mail import Mailbox
 from sandbox.routeros import SandboxRouter
 
 EMAIL = "demo@kiosque.example"
@@ -49,7 +50,7 @@ def seed_shop(router_host: str, router_port: int, router_password: str, *, dns_n
     values = {
         "name": router_name, "connection": "direct", "host": router_host, "port": router_port, "use_tls": False, "tls_verify": True,
         "api_username": "admin", "hotspot_server": "all", "dns_name": dns_name, "user_mode": "vc",
-        "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "notify_email": email,
+        "name_length": 6, "charset": "lower", "prefix": "", "currency": "XOF", "country": "bj", "notify_email": email,
     }
     router = router_service.save_router(owner, router, values, router_password)
     router_service.test_connection(router)
@@ -95,7 +96,7 @@ def stage(app: Flask, base_url: str) -> Stage:
     app.config["PUBLIC_URL"] = base_url
     providers = app.extensions.get("kiosque.provider_sandbox") or mount(app)
     providers.serve_at(base_url)
-    app.config.update(providers.api_settings())
+    app.config.update(providers.api_settings(), DEMO_PHONE_URL=providers.phones_url())
     router_server = SandboxRouter(password=secrets.token_urlsafe(12)).start()
     app.extensions["kiosque.sandbox_router"] = router_server
     # The hotspot's DNS name is the app's own host:port, whose /login is the sandbox hotspot's.
@@ -113,8 +114,10 @@ def demo_command(host: str, port: int) -> None:
     app = current_app._get_current_object()
     upgrade()  # a fresh database gets its tables; an existing one its new revisions
     base = f"http://{host}:{port}"
+    mailbox = catch_mail(app)
     staged = stage(app, base)
     click.echo(f"Sandbox router: {staged.router_server.host}:{staged.router_server.port} (router {staged.router.name!r})")
+    click.echo(f"Mail: {base}/sandbox/mail  (what the demo sends: sale emails, alerts, password links)")
     click.echo(f"Owner: {base}/owner/login  email: {EMAIL}  password: {PASSWORD}")
     click.echo(f"Buyer: {base}/sandbox/hotspot/  (the hotspot login page; FeexPay prompts: {base}/sandbox/feexpay/phone)")
     threading.Thread(target=_worker, args=(app,), daemon=True).start()
@@ -122,6 +125,16 @@ def demo_command(host: str, port: int) -> None:
         run_simple(host, port, app, threaded=True)
     finally:
         staged.router_server.stop()
+        mailbox.stop()
+
+
+def catch_mail(app: Flask) -> Mailbox:
+    """Start the demo's mailbox and send Kiosque's mail there."""
+    mailbox = Mailbox().start()
+    app.config.update(mailbox.settings())
+    mail.init_app(app)  # Flask-Mail reads its settings when it is set up
+    app.extensions["kiosque.sandbox_mailbox"] = mailbox
+    return mailbox
 
 
 def _worker(app: Flask) -> None:

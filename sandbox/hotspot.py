@@ -3,7 +3,9 @@
 The sandbox router gives each visitor a client identity (MAC and IP, kept in a cookie) and knows
 it as a hotspot host, as a real router knows every device on its LAN. The page links to Kiosque
 with `mac`, `ip`, `dst` and `server` the way a login.html does, and `/login` takes the PAP GET
-login a router takes. It needs the sandbox router the demo started (`kiosque.sandbox_router`).
+login a router takes; without credentials it is the login page, which reads them from the URL's
+fragment as the generated login.html does (Kiosque's "Se connecter" when the router does not
+allow http-pap). It needs the sandbox router the demo started (`kiosque.sandbox_router`).
 """
 
 import secrets
@@ -63,6 +65,8 @@ def login_page():
 @bp.get("/login")
 def login():
     """The router's PAP login by GET (`username`, `password`, `dst`), as after a Kiosque purchase."""
+    if "username" not in request.args:  # the login page, its credentials maybe in the fragment
+        return _page("sandbox/hotspot.html")
     sandbox = _sandbox_router()
     mac, ip = _client()
     sandbox.add_host(ip, mac)

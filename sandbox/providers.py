@@ -132,7 +132,7 @@ CINETPAY_REQUIRED = ("transaction_id", "amount", "currency", "description", "not
 CINETPAY_STATES = {
     "pending": ("662", "WAITING_CUSTOMER_PAYMENT", "WAITING_FOR_CUSTOMER"),
     "approve": ("00", "SUCCES", "ACCEPTED"),
-    "decline": ("600", "PAYMENT_FAILED", "REFUSED"),
+    "decline": ("602", "INSUFFICIENT_BALANCE", "REFUSED"),
     "cancel": ("627", "TRANSACTION_CANCEL", "REFUSED"),
 }
 
@@ -152,7 +152,7 @@ FEEXPAY_NETWORKS = {
 FEEXPAY_OTP = re.compile(r"[0-9]{4,8}")
 FEEXPAY_STATES = {  # outcome -> (status, reason)
     "approve": ("SUCCESSFUL", None),
-    "decline": ("FAILED", "NOT_ENOUGH_FUNDS"),
+    "decline": ("FAILED", "LOW_BALANCE_OR_PAYEE_LIMIT_REACHED_OR_NOT_ALLOWED"),
     "cancel": ("FAILED", "APPROVAL_REJECTED"),
 }
 
@@ -254,7 +254,9 @@ class ProviderSandbox:
         for knob, default in KNOBS.items():
             setattr(self, knob, default)
         self._lock = threading.RLock()
-        self._ids = itertools.count(1001)
+        # FedaPay's ids, from the clock in milliseconds: a restarted demo keeps its database, whose
+        # orders hold the ids handed out before, and fewer than one id a millisecond is ever asked for.
+        self._ids = itertools.count(time.time_ns() // 1_000_000)
         self._fedapay_accounts: dict[str, dict[str, Any]] = {}  # by secret key
         self._cinetpay_accounts: dict[str, dict[str, str]] = {}  # by site_id
         self._feexpay_accounts: dict[str, dict[str, Any]] = {}  # by token
@@ -317,9 +319,13 @@ class ProviderSandbox:
 
     def phone_url(self, reference: str) -> str:
         """The page standing for the buyer's phone prompt of a FeexPay push."""
+        return f"{self.phones_url()}/{reference}"
+
+    def phones_url(self) -> str:
+        """The page listing the FeexPay pushes waiting on buyers' phones."""
         if self.base_url is None:
             raise RuntimeError("the sandbox has no URL: start() it or give it a public_url")
-        return f"{self.base_url}/feexpay/phone/{reference}"
+        return f"{self.base_url}/feexpay/phone"
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -705,7 +711,7 @@ class ProviderSandbox:
         )
         if tx["status"] != "pending":
             return _page(title, summary + Markup("<p>Cette transaction est déjà traitée.</p>"))
-        buttons = [("approve", "Payer"), ("decline", "Refuser le paiement"), ("cancel", "Annuler")]
+        buttons = [("approve", "Payer"), ("decline", "Refuser (solde insuffisant)"), ("cancel", "Annuler")]
         return _page(title, summary + _choices(url_for(".fedapay_page", token=token), buttons))
 
     def _fedapay_settle(
@@ -894,7 +900,7 @@ class ProviderSandbox:
             return _page(title, summary + Markup("<p>Cette transaction est déjà traitée.</p>"))
         buttons = [
             ("approve", "Payer"),
-            ("decline", "Refuser le paiement"),
+            ("decline", "Refuser (solde insuffisant)"),
             ("cancel", "Annuler"),
             ("pending", "Laisser en attente"),
         ]

@@ -7,11 +7,13 @@ without JavaScript, its meta refresh) brings the ticket. tests/test_demo.py driv
 with `requests`. Every step leaves a screenshot under test-artifacts/browser/<test>/.
 """
 
+import logging
 import re
 import shutil
 import threading
 from pathlib import Path
 
+import librouteros
 import pytest
 from playwright import sync_api
 from playwright.sync_api import expect
@@ -30,6 +32,9 @@ BUYER = {"viewport": {"width": 360, "height": 740}, "locale": "fr-FR"}
 OWNER = {"viewport": {"width": 1280, "height": 800}, "locale": "fr-FR"}
 ONLINE_WAIT_MS = 15_000  # the order page polls every second; the ticket comes a moment after the payment
 TITLES = {"fedapay": "FedaPay", "cinetpay": "CinetPay", "feexpay": "FeexPay"}
+# How each payment option reads under its wallets on the plans page.
+OPTIONS = {"fedapay": "sur la page de paiement FedaPay", "cinetpay": "sur la page de paiement CinetPay",
+           "feexpay": "validation sur votre téléphone"}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -37,11 +42,17 @@ class _QuietHandler(WSGIRequestHandler):
         """One line per request would bury the failures."""
 
 
+@pytest.fixture
+def app_config(app_config):
+    """The buyers' limits on, as in production (each test's app counts afresh)."""
+    return {**app_config, "RATELIMIT_ENABLED": True}
+
+
 class Live:
     """The app served on a loopback port with the demo stage."""
 
-    def __init__(self, base: str, stage: demo.Stage):
-        self.base, self.stage = base, stage
+    def __init__(self, base: str, stage: demo.Stage, providers):
+        self.base, self.stage, self.providers = base, stage, providers
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -59,7 +70,7 @@ def live(app):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield Live(base, stage)
+        yield Live(base, stage, app.extensions["kiosque.provider_sandbox"])
     finally:
         app.extensions["kiosque.provider_sandbox"].drain(timeout=5)
         server.shutdown()
@@ -127,20 +138,24 @@ def choose_and_pay(live: Live, page, shots: Shots, provider: str, router_name: s
     page.get_by_role("link", name=f"Acheter un ticket · {router_name}").click()
     expect(page.locator("h1")).to_have_text("Acheter un ticket WiFi")
     page.locator("input[name=plan_id]").first.check()
-    page.locator("label.choice", has_text=TITLES[provider]).locator("input").check()
+    page.get_by_label(OPTIONS[provider]).check()
     page.get_by_label("Numéro Mobile Money").fill(phone)
     if provider == "feexpay":
-        page.locator("select[name=network]").select_option(network)
+        page.locator(f"input[name=network][value={network}]").check()
     shots(page, "plans")
     page.get_by_role("button", name="Payer").click()
     page.wait_for_load_state()
     return ip
 
 
-def approve_on_the_phone(page, shots: Shots, number: str = PHONE) -> None:
-    """The push reaches the buyer's phone, played by the sandbox's prompt page: the buyer approves it."""
-    phone = page.context.new_page()
-    phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
+def approve_on_the_phone(page, shots: Shots, number: str = PHONE, phone=None) -> None:
+    """The push reaches the buyer's phone, played by the sandbox's prompt page: the buyer approves it.
+
+    `phone`: that page, already opened (by the demo's link on the waiting page), else opened here.
+    """
+    if phone is None:
+        phone = page.context.new_page()
+        phone.goto(page.url.split("/o/")[0] + "/sandbox/feexpay/phone")
     phone.get_by_role("link", name=re.compile(number)).last.click()
     shots(phone, "phone-prompt")
     phone.get_by_role("button", name="Valider").click()
@@ -155,7 +170,9 @@ def approve(page, shots: Shots, provider: str) -> None:
     if provider == "feexpay":
         expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
         shots(page, "order-waiting-for-phone")
-        approve_on_the_phone(page, shots)
+        with page.context.expect_page() as opened:  # the demo's waiting page links its stand-in phone
+            page.get_by_role("link", name="Démo : ouvrir le téléphone simulé").click()
+        approve_on_the_phone(page, shots, phone=opened.value)
         return
     expect(page.locator("h1")).to_have_text(f"Paiement {TITLES[provider]}")
     shots(page, "checkout")
@@ -239,6 +256,149 @@ def test_without_javascript_the_order_page_refreshes_to_the_ticket(live, context
     assert len(loads) >= 2 and all(url == live.url(f"/o/{order.code}") for url in loads)  # reloaded by itself
     assert waiting.locator(".code.big").inner_text() == live.latest_order().ticket.username
     assert scripts == []  # nothing ran: the meta refresh alone brought the ticket
+
+
+def test_a_double_tap_on_payer_lands_on_the_payment_page(live, contexts, shots):
+    """The provider takes a while: the second tap arrives while the first is still opening the checkout."""
+    live.providers.set_knobs(api_latency=2.0)
+    page = contexts(**BUYER).new_page()
+    buys: list[str] = []
+    page.on("request", lambda r: buys.append(r.method) if r.url.endswith("/buy") else None)
+    page.goto(live.url("/sandbox/hotspot/"))
+    page.get_by_role("link", name="Acheter un ticket · Démo").click()
+    page.locator("input[name=plan_id]").first.check()
+    page.get_by_label(OPTIONS["fedapay"]).check()
+    shots(page, "plans")
+    pay = page.get_by_role("button", name="Payer")
+    pay.scroll_into_view_if_needed()
+    box = pay.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)  # a finger's taps: nothing waits for the navigation they start
+    for _ in range(100):  # the second tap once the first one's order waits for its checkout
+        if live.latest_order() is not None:
+            break
+        page.wait_for_timeout(50)
+    assert live.latest_order().status == OrderStatus.CREATED
+    page.mouse.click(x, y)
+    expect(page.locator("h1")).to_have_text("Paiement FedaPay", timeout=ONLINE_WAIT_MS)
+    shots(page, "checkout")
+    assert buys == ["POST", "POST"]
+    order = live.latest_order()
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 1 and len(live.providers.transactions("fedapay")) == 1
+    page.locator("button[value=approve]").click()
+    wait_online(page, shots)
+    assert live.latest_order().id == order.id
+
+
+def end_sessions(router_server) -> None:
+    """The router ends every hotspot session, as when a client stays away past its idle timeout."""
+    chatty = logging.getLogger("librouteros")
+    chatty.disabled = True  # it logs every word at DEBUG: the router's password, the sessions' vouchers
+    try:
+        api = librouteros.connect(router_server.host, router_server.username, router_server.password,
+                                  port=router_server.port, timeout=5)
+        try:
+            active = api.path("ip", "hotspot", "active")
+            ids = [row[".id"] for row in active]
+            if ids:
+                active.remove(*ids)
+        finally:
+            api.close()
+    finally:
+        chatty.disabled = False
+
+
+def test_retrieval_at_a_busy_hotspot_then_online_again(app, live, contexts, shots):
+    """A buyer back later mistypes the phone until the limit, on the retrieval page itself; another
+    phone of the hotspot still gets the code back, and "Se connecter" puts it online."""
+    app.config["RETRIEVE_CLIENT_RATE_LIMIT"] = "2 per minute"
+    first = contexts(**BUYER).new_page()
+    choose_and_pay(live, first, shots, "cinetpay")
+    approve(first, shots, "cinetpay")
+    wait_online(first, shots)
+    order = live.latest_order()
+    end_sessions(live.stage.router_server)
+
+    first.goto(live.url("/sandbox/hotspot/"))
+    expect(first.locator("h1")).to_have_text("Bienvenue sur le WiFi")
+    first.get_by_role("link", name="Récupérer mon code").click()
+    expect(first.locator("h1")).to_have_text("Récupérer mon code")
+    for typo in ("2290196999999", "2290196999998"):
+        first.get_by_label("Référence du paiement ou numéro de commande").fill(order.payer_reference)
+        first.get_by_label("Numéro de téléphone qui a payé").fill(typo)
+        first.get_by_role("button", name="Retrouver mon code").click()
+        expect(first.get_by_role("alert")).to_have_text("Aucun ticket ne correspond à cette référence et à ce numéro.")
+    first.get_by_label("Numéro de téléphone qui a payé").fill(PHONE)
+    first.get_by_role("button", name="Retrouver mon code").click()
+    expect(first.get_by_role("alert")).to_have_text(
+        "Trop d'essais en peu de temps pour retrouver un code. Patientez une minute puis réessayez : "
+        "ce que vous avez saisi est gardé.")
+    expect(first.locator("h1")).to_have_text("Récupérer mon code")
+    expect(first.get_by_label("Référence du paiement ou numéro de commande")).to_have_value(order.payer_reference)
+    expect(first.get_by_label("Numéro de téléphone qui a payé")).to_have_value(PHONE)
+    links = first.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert not [href for href in links if href == "/" or href.startswith("/owner")], links
+    assert first.locator(".code").count() == 0
+    shots(first, "retrieve-over-the-limit")
+
+    second = contexts(**BUYER).new_page()  # another phone on the hotspot: its own limit
+    second.goto(live.url("/sandbox/hotspot/"))
+    ip = client_ip(second)
+    second.get_by_role("link", name="Récupérer mon code").click()
+    second.get_by_label("Référence du paiement ou numéro de commande").fill(order.payer_reference)
+    second.get_by_label("Numéro de téléphone qui a payé").fill(PHONE)
+    second.get_by_role("button", name="Retrouver mon code").click()
+    expect(second.locator(".code.big")).to_have_text(order.ticket.username)
+    shots(second, "retrieved")
+    second.get_by_role("link", name="Se connecter").click()  # the router's page takes the code from the link
+    expect(second.locator("h1")).to_have_text("Vous êtes connecté à Internet.")
+    assert "#" not in second.url  # the page cleared the fragment
+    shots(second, "online-again")
+    assert [s["user"] for s in live.stage.router_server.active() if s["address"] == ip] == [order.ticket.username]
+
+
+def test_without_javascript_change_the_network_cancel_and_insufficient_funds(live, contexts, shots):
+    """The page waiting for the phone, its buttons and the network choice, all without a script."""
+    context = contexts(**BUYER, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live.url("/sandbox/hotspot/"))
+    page.get_by_role("link", name="Acheter un ticket · Démo").click()
+    networks = page.locator("fieldset.networks")
+    page.get_by_label(OPTIONS["fedapay"]).check()
+    expect(networks).to_be_hidden()  # only the option that charges a phone asks for the network
+    page.get_by_label(OPTIONS["feexpay"]).check()
+    expect(networks).to_be_visible()
+    assert page.locator("input[name=network]:checked").count() == 0
+    page.locator("input[name=plan_id]").first.check()
+    page.get_by_label("Numéro Mobile Money").fill(PHONE)
+    page.get_by_label("MTN MoMo", exact=True).check()
+    shots(page, "plans-network")
+    page.get_by_role("button", name="Payer").click()
+    expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
+    expect(page.locator("main")).to_contain_text("Rien ne s'affiche ?")
+    shots(page, "waiting-for-the-phone")
+
+    page.get_by_role("link", name="Changer de numéro ou de réseau").click()
+    expect(page.locator("h1")).to_have_text("Acheter un ticket WiFi")
+    expect(page.get_by_label("Numéro Mobile Money")).to_have_value(PHONE)
+    expect(page.get_by_label("MTN MoMo", exact=True)).to_be_checked()
+    page.get_by_label("Moov Money", exact=True).check()
+    shots(page, "changed-network")
+    page.get_by_role("button", name="Payer").click()
+    expect(page.locator("main")).to_contain_text("(Moov Money)")
+    page.get_by_role("button", name="Annuler la commande").click()
+    expect(page.locator("h1")).to_have_text("Commande annulée")
+    shots(page, "cancelled")
+
+    page.get_by_role("link", name="Réessayer").click()
+    expect(page.get_by_label("Moov Money", exact=True)).to_be_checked()
+    page.get_by_role("button", name="Payer").click()
+    expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")
+    live.providers.decline("feexpay", live.latest_order().provider_ref)  # the operator: not enough money
+    expect(page.locator("h1")).to_have_text("Solde insuffisant", timeout=ONLINE_WAIT_MS)  # the meta refresh
+    shots(page, "insufficient-funds")
+    statuses = db.session.scalars(db.select(Order.status).order_by(Order.id)).all()
+    assert statuses == [OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.FAILED]
 
 
 def test_owner_adds_a_router_imports_plans_and_sees_the_sale(live, contexts, shots):
@@ -363,12 +523,12 @@ def test_a_payment_code_network_at_360px(live, contexts, shots):
     code = page.get_by_label("Code de paiement")
     expect(code).to_be_visible()
     expect(page.locator("#otp-error")).to_contain_text("#144#391#")  # how to get it, next to the field
-    assert page.locator("select[name=network]").input_value() == "orange_sn"
+    assert page.locator("input[name=network]:checked").input_value() == "orange_sn"
     assert page.get_by_label("Numéro Mobile Money").input_value() == "77 123 45 67"
     assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
     shots(page, "code-asked")
     expect(page.locator("input[name=plan_id]").first).to_be_checked()  # the form comes back as the buyer left it
-    expect(page.locator("label.choice", has_text="FeexPay").locator("input")).to_be_checked()
+    expect(page.get_by_label(OPTIONS["feexpay"])).to_be_checked()
     code.fill("123456")
     page.get_by_role("button", name="Payer").click()
     expect(page.locator("h1")).to_have_text("Confirmez sur votre téléphone")

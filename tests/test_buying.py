@@ -60,14 +60,26 @@ def test_webhook_lost_the_order_page_asks_the_provider(shop, live_server, provid
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("outcome", ["decline", "cancel"])
 def test_declined_or_cancelled_makes_no_ticket(shop, live_server, provider_sandbox, router_server, provider, outcome):
+    """The sandbox declines for the wallet's balance: the buyer is told so; a cancel is a plain failure."""
     buyer = Buyer(live_server, shop)
-    buyer.buy(provider)
+    buyer.buy(provider, plan_label="1 jour")
     order = latest_order()
     getattr(provider_sandbox, outcome)(provider, order.provider_ref)
-    wait_for(lambda: "Paiement non abouti" in buyer.order_page(latest_order()))
-    assert latest_order().status == OrderStatus.FAILED
-    assert router_server.users() == []
-    assert "Réessayer" in buyer.order_page(latest_order())
+    heading = {"decline": "<h1>Solde insuffisant</h1>", "cancel": "<h1>Paiement non abouti</h1>"}[outcome]
+    wait_for(lambda: heading in buyer.order_page(latest_order()))
+    order = latest_order()
+    assert order.status == OrderStatus.FAILED and router_server.users() == []
+    assert order.failure_reason == ("insufficient funds" if outcome == "decline" else None)
+    failed = next(e for e in order.events if e.kind in ("failed", "expired"))
+    assert failed.detail.split(":")[0] in ("webhook", "order page", "buyer returned", "worker poll")  # who found out
+    page = buyer.order_page(order)
+    if outcome == "decline":
+        assert "le solde de votre compte ne couvre pas 500\u00a0FCFA" in page
+    # "Réessayer": the plans page again, with the plan, the way to pay and the phone the buyer chose.
+    again = requests.get(live_server + re.search(r'<a class="button wide" href="([^"]+)">Réessayer</a>', page).group(1))
+    assert re.findall(r'name="plan_id" value="(\d+)"[^>]* checked', again.text) == [str(order.plan_id)]
+    assert re.findall(r'name="account_id" value="(\d+)"[^>]* checked', again.text) == [str(order.account_id)]
+    assert f'value="{order.payer_phone}"' in again.text and f'name="mac" value="{order.client_mac}"' in again.text
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -170,6 +182,54 @@ def test_double_submit_makes_one_order_and_one_charge(shop, live_server, provide
     assert first.headers["Location"] == second.headers["Location"]
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 1
     assert len(provider_sandbox.transactions("fedapay")) == 1
+
+
+def buy_form(live_server: str, shop: Router, provider: str) -> dict:
+    """What the plans page's form posts for the first plan and this provider."""
+    page = requests.get(f"{live_server}/r/{shop.slug}").text
+    account = next(a for a in shop.accounts if a.provider == provider)
+    return {"intent": re.search(r'name="intent" value="([^"]+)"', page).group(1), "plan_id": shop.plans[0].id,
+            "account_id": account.id, "phone": "2290197000000", "network": "mtn"}
+
+
+@pytest.mark.parametrize("provider", ["fedapay", "cinetpay"])
+def test_a_double_tap_during_the_checkout_lands_on_the_payment_page_too(shop, live_server, provider_sandbox, provider):
+    """The second submit arrives while the first is still asking the provider: it waits for the link."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    provider_sandbox.set_knobs(api_latency=1.0)
+    form, url = buy_form(live_server, shop, provider), f"{live_server}/r/{shop.slug}/buy"
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(requests.post, url, data=form, allow_redirects=False)
+        wait_for(lambda: latest_order() is not None)
+        assert latest_order().status == OrderStatus.CREATED  # the first request is still at the provider
+        second = requests.post(url, data=form, allow_redirects=False)
+        first = first.result()
+    order = latest_order()
+    assert first.status_code == second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"] == order.checkout_url.replace("&amp;", "&")
+    assert second.headers["Location"].startswith(provider_sandbox.base_url)
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 1
+    assert len(provider_sandbox.transactions(provider)) == 1
+
+
+def test_a_double_tap_waits_for_the_checkout_a_bounded_time(app, shop, live_server, provider_sandbox):
+    """A provider slower than the wait: the second tap gets the order page, which brings the link itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["CHECKOUT_WAIT"] = 0.5
+    provider_sandbox.set_knobs(api_latency=2.0)
+    form, url = buy_form(live_server, shop, "fedapay"), f"{live_server}/r/{shop.slug}/buy"
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(requests.post, url, data=form, allow_redirects=False)
+        wait_for(lambda: latest_order() is not None)
+        second = requests.post(url, data=form, allow_redirects=False)
+        order = latest_order()
+        assert second.headers["Location"] == f"/o/{order.code}" and order.status == OrderStatus.CREATED
+        assert "Ouverture du paiement" in html.unescape(requests.get(live_server + second.headers["Location"]).text)
+        assert first.result().status_code == 303
+    page = html.unescape(requests.get(live_server + second.headers["Location"]).text)
+    assert "Paiement en attente" in page and re.search(r'<a class="button wide" href="[^"]+">Payer maintenant</a>', page)
 
 
 def test_a_reference_the_account_already_has_fails_the_checkout_cleanly(shop, live_server, provider_sandbox):

@@ -1,11 +1,14 @@
+import re
 import threading
 import time
 
 from portal.extensions import db
 from portal.models import Order, Plan, Router
 from portal.services import owners, provisioning
-from sandbox import demo
+from sandbox import demo, point_adapters_at
+from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
+from tests.conftest import Buyer, latest_order
 
 
 def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
@@ -22,6 +25,23 @@ def test_seeded_shop_is_ready_to_sell_and_follows_the_sandbox_port(app):
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 1
     assert db.session.scalar(db.select(db.func.count(Plan.id))) == len(demo.PLANS)
     assert owners.find_owner(demo.EMAIL) is not None
+
+
+def test_a_restarted_sandbox_never_hands_out_an_id_an_order_already_has(app, shop, live_server, provider_sandbox):
+    """`make run` again on the same database: the new sandbox FedaPay's ids follow the old ones."""
+    buyer = Buyer(live_server, shop)
+    assert buyer.buy("fedapay").status_code == 303
+    before = latest_order()
+    restarted = ProviderSandbox().start()
+    try:
+        point_adapters_at(app, restarted)
+        demo.register_accounts(restarted, shop, live_server)
+        again = buyer.buy("fedapay")
+        assert again.status_code == 303 and "/fedapay/process/" in again.headers["Location"]
+        after = latest_order()
+        assert after.id != before.id and int(after.provider_ref) > int(before.provider_ref)
+    finally:
+        restarted.stop()
 
 
 def test_the_demo_path_from_the_hotspot_page_to_online(app):
@@ -49,8 +69,10 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
             form.update(plan_id=stage.router.plans[0].id, account_id=account.id, phone="2290197000000", network="mtn")
             action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', plans_page).group(1))
             page = browser.post(base + action, data=form)
-            if provider == "feexpay":  # the phone's prompt stands in for the USSD push
-                prompt = re.findall(r'href="(/sandbox/feexpay/phone/[^"]+)"', browser.get(f"{base}/sandbox/feexpay/phone").text)[-1]
+            if provider == "feexpay":  # the waiting page links the demo's phone, whose prompt stands in for the push
+                phone = re.search(r'href="([^"]+)" target="_blank">Démo : ouvrir le téléphone simulé', page.text).group(1)
+                assert phone == f"{base}/sandbox/feexpay/phone"
+                prompt = re.findall(r'href="(/sandbox/feexpay/phone/[^"]+)"', browser.get(phone).text)[-1]
                 page = browser.get(base + prompt)
             approve = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
             page = browser.post(requests.compat.urljoin(page.url, approve), data={"action": "approve"})
@@ -78,8 +100,32 @@ def test_the_demo_path_from_the_hotspot_page_to_online(app):
         stage.router_server.stop()
 
 
+def test_the_sandbox_hotspot_login_page_takes_credentials_from_the_fragment(app):
+    """Kiosque's "Se connecter" lands on /login#username=…&password=… when the router does not allow
+    http-pap (the sandbox router's profile): the page then logs in as the generated login.html does."""
+    import requests
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    stage = demo.stage(app, base)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert "http-pap" not in stage.router.login_by
+        page = requests.get(f"{base}/sandbox/hotspot/login")  # the fragment never reaches the server
+        assert page.status_code == 200 and 'role="alert"' not in page.text
+        assert '<form name="login" method="get" action="/sandbox/hotspot/login"' in page.text
+        assert 'f=document.login' in page.text and "if(doLogin())f.submit()" in page.text
+        mac, ip = re.search(r"Sandbox · ([0-9A-F:]+) · ([0-9.]+)", page.text).groups()
+        assert f'href="/retrieve?mac={mac}&amp;ip={ip}"' in page.text  # the client's limits are its own
+    finally:
+        server.shutdown()
+        stage.router_server.stop()
+
+
 def test_the_demo_command_prepares_a_fresh_database(tmp_path):
-    """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves."""
+    """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves, and
+    catches the emails it sends."""
     import os
     import socket
     import subprocess
@@ -106,14 +152,32 @@ def test_the_demo_command_prepares_a_fresh_database(tmp_path):
             if line.startswith("Buyer:"):
                 break
         assert any(line.startswith("Owner:") for line in printed), "".join(printed)
+        base = f"http://127.0.0.1:{port}"
+        assert f"Mail: {base}/sandbox/mail  (what the demo sends: sale emails, alerts, password links)\n" in printed
         page = None
         for _ in range(300):  # the server starts right after printing
             try:
-                page = requests.get(f"http://127.0.0.1:{port}/sandbox/hotspot/", timeout=5)
+                page = requests.get(f"{base}/sandbox/hotspot/", timeout=5)
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
         assert page is not None and page.status_code == 200 and "Démo" in page.text
+        assert "Aucun e-mail pour l'instant" in requests.get(f"{base}/sandbox/mail/", timeout=5).text
+
+        # The demo owner forgets the password: the link arrives in the demo's mailbox.
+        owner = requests.Session()
+        form = owner.get(f"{base}/owner/password/forgot", timeout=5).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        assert owner.post(f"{base}/owner/password/forgot", timeout=5,
+                          data={"csrf_token": token, "email": demo.EMAIL}).status_code == 200
+        inbox = ""
+        for _ in range(100):  # sent after the answer
+            inbox = requests.get(f"{base}/sandbox/mail/", timeout=5).text
+            if "choisir un nouveau mot de passe" in inbox:
+                break
+            time.sleep(0.1)
+        assert "Kiosque : choisir un nouveau mot de passe" in inbox and demo.EMAIL in inbox
+        assert f"{base}/owner/password/reset/" in inbox
     finally:
         watchdog.cancel()
         demo_process.terminate()

@@ -18,6 +18,7 @@ import pytest
 from portal.extensions import db
 from portal.models import Plan, Router
 from tests.conftest import ROUTER_PASSWORD
+from tests.factories import make_account
 
 from playwright import sync_api
 
@@ -191,7 +192,8 @@ def test_chap_login_typed_by_the_buyer(browser, owner, page):
         buy = page.locator("a.buy")
         assert buy.count() == 1
         assert buy.get_attribute("href") == (f"{PUBLIC_URL}/r/{router.slug}?mac=AA%3ABB%3ACC%3A00%3A11%3A22"
-                                             "&ip=10.5.50.77&dst=http%3A%2F%2Fexample.com%2F&server=hotspot1")
+                                             f"&ip=10.5.50.77&dst=http%3A%2F%2Fexample.com%2F&server=hotspot1"
+                                             f"&plan_id={router.plans[0].id}")
         assert page.locator("a", has_text="Code perdu").get_attribute("href") == (
             f"{PUBLIC_URL}/retrieve?mac=AA%3ABB%3ACC%3A00%3A11%3A22&ip=10.5.50.77")
         page.fill("input[name=username]", "kq9m2")
@@ -199,6 +201,23 @@ def test_chap_login_typed_by_the_buyer(browser, owner, page):
             page.click("text=Se connecter")
         assert fake.logins[0]["username"] == "kq9m2"
         assert fake.logins[0]["password"] == chap_password(chap, "kq9m2")
+
+
+def test_each_plan_button_opens_the_plans_page_with_its_plan_chosen(app, browser, owner, page):
+    template, router = login_template(browser, owner)
+    db.session.add(Plan(router=router, label="1 jour", profile="1d", price=500, time_limit="1d"))
+    make_account(owner, offered_on=router)
+    template = browser.get(f"/owner/routers/{router.id}/kit/login.html").get_data(as_text=True)
+    with FakeRouter(template, chap=None) as fake:
+        page.goto(f"{fake.url}/login")
+        buttons = page.locator("a.buy")
+        links = [buttons.nth(i).get_attribute("href") for i in range(buttons.count())]
+    assert len(links) == 2
+    for plan, link in zip(router.plans, links):
+        plans_page = app.test_client().get(link.removeprefix(PUBLIC_URL)).get_data(as_text=True)
+        checked = re.findall(r'name="plan_id" value="(\d+)"[^>]*checked', plans_page)
+        assert checked == [str(plan.id)], (plan.label, checked)
+        assert 'name="mac" value="AA:BB:CC:00:11:22"' in plans_page
 
 
 def test_pap_login_from_the_fragment_sends_the_plain_password(browser, owner, page):

@@ -54,6 +54,17 @@ def test_new_router_needs_a_password_and_valid_fields(browser, router_server):
     assert db.session.scalar(db.select(db.func.count(Router.id))) == 0
 
 
+def test_the_hotspots_country_is_chosen_among_those_served(browser, router_server):
+    form = page_text(browser.get("/owner/routers/new"))
+    assert '<option selected value="bj">Bénin</option>' in form and '<option value="ci">Côte d’Ivoire</option>' in form
+    router = add_router(browser, router_server, country="ci")
+    assert router.country == "ci"
+    refused = browser.post(f"/owner/routers/{router.id}/edit", router_values(router_server, country="fr"))
+    assert refused.status_code == 422 and "N'est pas un choix valide." in page_text(refused)
+    db.session.refresh(router)
+    assert router.country == "ci"
+
+
 def test_router_names_are_unique_per_owner(browser, router_server):
     add_router(browser, router_server)
     response = browser.post("/owner/routers/new", router_values(router_server))

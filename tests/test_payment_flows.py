@@ -209,8 +209,8 @@ def test_a_failed_order_is_still_asked_about_until_it_expires(app, shop, live_se
     buyer = Buyer(live_server, shop)
     buyer.buy("cinetpay")
     order = latest_order()
-    provider_sandbox.decline("cinetpay", order.provider_ref)
-    page = buyer.order_page(order)  # the buyer's page asks CinetPay: refused
+    provider_sandbox.cancel("cinetpay", order.provider_ref)
+    page = buyer.order_page(order)  # the buyer's page asks CinetPay: cancelled
     assert latest_order().status == OrderStatus.FAILED and "Paiement non abouti" in page
     assert "restez sur cette page" in page and 'hx-trigger="every 15s"' in page
     assert '<meta http-equiv="refresh" content="15">' in page

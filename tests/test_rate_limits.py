@@ -164,8 +164,10 @@ def test_fifty_clients_behind_one_address_retrieve_without_blocking_each_other(a
     over = hotspot.retrieve(9, "REF0099", "2290100909999")
     assert over.status_code == 429
     page = page_text(over)
-    assert "Patientez une minute puis réessayez : ce que vous avez saisi est gardé." in page
-    assert 'value="REF0099"' in page and 'value="2290100909999"' in page
+    assert "Trop d'essais en peu de temps pour retrouver un code. Patientez une minute puis réessayez : ce que " \
+           "vous avez saisi est gardé." in page
+    assert 'value="REF0099"' in page and 'value="2290100909999"' in page and 'name="mac" value="02:00:00:00:00:09"' in page
+    assert not re.search(r'href="/(owner[^"]*)?"', page)  # the buyer's page, leading nowhere near the owners'
     assert over.headers["Cache-Control"] == "no-store"
     assert hotspot.retrieve(50, "REF0500", "2290105000000").status_code == 404
 

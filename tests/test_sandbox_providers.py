@@ -182,7 +182,7 @@ def test_cinetpay_payment_check_and_duplicate_id(sandbox, receiver):
     sandbox.decline("cinetpay", payment["transaction_id"])
     failed = requests.post(f"{api}/v2/payment/check", json={**auth, "token": created["data"]["payment_token"]})
     assert failed.status_code == 400
-    assert failed.json()["code"] == "600" and failed.json()["data"]["status"] == "REFUSED"
+    assert failed.json()["code"] == "602" and failed.json()["data"]["status"] == "REFUSED"
     assert failed.json()["data"]["amount"] == "500"
 
 

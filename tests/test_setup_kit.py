@@ -204,7 +204,9 @@ def test_kit_page_lists_what_to_install(browser, router_server):
     db.session.commit()
     page = page_text(browser.get(f"/owner/routers/{router.id}/kit"))
     assert f"{PUBLIC_URL}/webhooks/fedapay/{account.webhook_token}" in page
-    buy = f"{PUBLIC_URL}/r/{router.slug}?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
+    plan = router.plans[0]
+    buy = (f"{PUBLIC_URL}/r/{router.slug}?mac=$(mac-esc)&ip=$(ip-esc)&dst=$(link-orig-esc)&server=$(server-name-esc)"
+           f"&plan_id={plan.id}")
     assert f'<a href="{buy.replace("&", "&amp;")}">1 heure · 200\u00a0FCFA</a>' in page
     assert f'<a href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)">Récupérer mon code</a>' in page
     assert 'data-copy="#webhook-' in page and 'data-copy="#button-retrieve"' in page
@@ -306,8 +308,10 @@ def test_login_page_is_small_self_contained_and_french(browser, router_server):
     assert page.count('class="buy"') == 2 and "Retiré" not in page
     assert "Nuit &#36;(chap-id)" in page  # the router must not fill in a plan's label
     buy = (f"{PUBLIC_URL}/r/{router.slug}"
-           "?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)")
-    assert f'href="{buy}"' in page and f'href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)"' in page
+           "?mac=$(mac-esc)&amp;ip=$(ip-esc)&amp;dst=$(link-orig-esc)&amp;server=$(server-name-esc)&amp;plan_id=")
+    shown = {plan.label: f'href="{buy}{plan.id}"' in page for plan in router.plans}
+    assert shown == {"1 heure": True, "Nuit $(chap-id)": True, "Retiré": False}  # not the retired plan
+    assert f'href="{PUBLIC_URL}/retrieve?mac=$(mac-esc)&amp;ip=$(ip-esc)"' in page
     assert "$(if chap-id)" in page and '<script src="/md5.js"></script>' in page
     assert "hexMD5('$(chap-id)'+f.password.value+'$(chap-challenge)')" in page
     assert 'action="$(link-login-only)"' in page

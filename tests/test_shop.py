@@ -4,6 +4,8 @@ import html
 import json
 import re
 import time
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -48,6 +50,22 @@ def test_return_before_the_webhook_makes_one_ticket(shop, live_server, provider_
     assert [e.kind for e in order.events].count("provisioned") == 1
 
 
+def test_a_return_posted_is_checked_then_answered_with_a_redirect(shop, live_server, provider_sandbox, router_server):
+    """CinetPay brings the buyer back with a POST: checked at once, then a GET page a reload does not re-post."""
+    provider_sandbox.set_knobs(lose_notifications=True)
+    buyer = Buyer(live_server, shop)
+    buyer.buy("cinetpay")
+    order = latest_order()
+    provider_sandbox.approve("cinetpay", order.provider_ref)
+    back = buyer.http.post(f"{live_server}/o/{order.code.lower()}", allow_redirects=False,
+                           data={"transaction_id": order.code, "token": "returned"})
+    assert back.status_code == 303 and back.headers["Location"] == f"/o/{order.code}"
+    assert latest_order().status == OrderStatus.PROVISIONED  # the return alone made the ticket
+    assert len(users_for(router_server, order)) == 1
+    page = buyer.http.get(live_server + back.headers["Location"])
+    assert page.status_code == 200 and "Vous êtes connecté" in text(page)
+
+
 def test_one_email_to_the_owner_per_sale_sent_after_the_answer(shop, live_server, provider_sandbox, app):
     provider_sandbox.set_knobs(duplicate_notifications=3)
     with mail.record_messages() as outbox:
@@ -57,6 +75,17 @@ def test_one_email_to_the_owner_per_sale_sent_after_the_answer(shop, live_server
     assert len(outbox) == 1
     assert outbox[0].recipients == ["maquis@example.com"] and order.plan_label in outbox[0].subject
     assert "sale email sent" in [e.kind for e in latest_order().events]
+
+
+def test_the_ticket_page_gives_the_plans_terms_and_says_to_keep_the_order_code(shop, live_server, provider_sandbox):
+    plan = next(p for p in shop.plans if p.label == "1 heure")
+    plan.validity = "1d"  # Mikhmon's validity: an hour of connection, to use within a day
+    db.session.commit()
+    order = paid_and_provisioned(live_server, shop, provider_sandbox)
+    page = Buyer(live_server, shop).order_page(order)
+    assert "1 heure : 1 h · valable 1 jour" in page
+    assert (f"Gardez aussi le numéro de commande {order.code} : avec le numéro qui a payé, il permet de "
+            "retrouver ce ticket.") in page
 
 
 def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provider_sandbox):
@@ -71,6 +100,14 @@ def test_retrieve_the_code_with_the_reference_and_phone(shop, live_server, provi
     assert text(wrong_phone).split("<main>")[1] == text(unknown).split("<main>")[1].replace(
         'value="NOPE123456"', f'value="{order.code}"').replace('value="2290197000000"', 'value="22900000000"')
     assert order.ticket.username not in wrong_phone.text
+
+
+def test_a_buyers_error_page_keeps_the_buyers_layout(shop, live_server):
+    for path in ("/o/NOSUCHCODE", "/r/no-such-router", "/o/NOSUCHCODE/status"):
+        page = requests.get(live_server + path)
+        assert page.status_code == 404 and "Cette page n'existe pas." in text(page), path
+        assert '<body class="shop">' in page.text and "Récupérer mon code" in text(page)
+        assert not re.search(r'href="/(owner[^"]*)?"', page.text), path  # nothing leads to the owners' pages
 
 
 def test_the_guides_buy_links_find_the_plan_and_charge_only_its_price(shop, live_server, provider_sandbox):
@@ -102,6 +139,118 @@ def test_buy_with_tampered_plan_or_account_is_refused(shop, live_server, provide
         refused = buyer.buy("fedapay", **extra)
         assert refused.status_code == 422 and "n'est plus proposé" in text(refused)
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
+
+
+def payment_options(page: str) -> dict[str, dict]:
+    """Each payment option of a plans page by provider: its wallets, networks, the network checked."""
+    found = {}
+    for block in re.findall(r'<div class="option">(.*?)</div>', page, re.S):
+        account = db.session.get(PaymentAccount, int(re.search(r'name="account_id" value="(\d+)"', block).group(1)))
+        networks = re.findall(r'name="network" value="(\w+)"[^>]*>\s*<span>([^<]+)</span>', block)
+        found[account.provider] = {"wallets": html.unescape(re.search(r"<strong>([^<]+)</strong>", block).group(1)),
+                                   "networks": networks, "checked": re.findall(r'value="(\w+)" checked', block)}
+    return found
+
+
+def test_payment_options_are_named_by_the_wallets_of_the_hotspots_country(shop, live_server):
+    def options(country: str) -> tuple[dict, str]:
+        shop.country = country
+        db.session.commit()
+        page = requests.get(f"{live_server}/r/{shop.slug}").text
+        return payment_options(page), html.unescape(page)
+
+    benin, page = options("bj")
+    assert benin == {
+        "fedapay": {"wallets": "MTN MoMo, Moov Money, Celtiis Cash, Coris Money", "networks": [], "checked": []},
+        "cinetpay": {"wallets": "MTN MoMo, Moov Money", "networks": [], "checked": []},
+        # Only the option that charges a phone asks for the network, and none is chosen in advance.
+        "feexpay": {"wallets": "MTN MoMo, Moov Money, Celtiis Cash", "checked": [],
+                    "networks": [("mtn", "MTN MoMo"), ("moov", "Moov Money"), ("celtiis_bj", "Celtiis Cash")]},
+    }
+    assert "Exemple : 01 95 12 34 56." in page
+    ivory_coast, page = options("ci")
+    assert ivory_coast["fedapay"]["wallets"] == "MTN MoMo"
+    assert ivory_coast["cinetpay"]["wallets"] == "Orange Money, MTN MoMo, Moov Money, Wave"
+    # The account charges Beninese networks only: they are offered, with their country.
+    assert ivory_coast["feexpay"]["networks"][0] == ("mtn", "MTN MoMo (Bénin)")
+    assert "Exemple : 01 23 45 6789." in page
+    burkina, _ = options("bf")
+    assert burkina["fedapay"]["wallets"] == "FedaPay"  # no wallet known there: the provider's name
+
+
+def test_a_purchase_error_naming_a_field_is_shown_next_to_it(app, shop):
+    from portal.blueprints import shop as views
+    from portal.services.purchase import HotspotContext
+
+    def page(**error) -> str:
+        with app.test_request_context(f"/r/{shop.slug}"):
+            return views._plans_page(shop, HotspotContext(), **error)[0]
+
+    phone = page(error="Ce numéro n'est pas un numéro Mobile Money du Bénin.", error_field="phone")
+    field = re.search(r'<input type="tel" name="phone"[^>]*>\s*(<p[^>]*>[^<]*</p>)', phone)
+    assert field and "Ce numéro n'est pas" in html.unescape(field.group(1)) and 'role="alert"' in field.group(1)
+    assert 'aria-invalid="true" aria-describedby="phone-error" autofocus' in field.group(0)
+    assert phone.count("Ce numéro n&#39;est pas") == 1  # not on top as well
+    network = page(error="Choisissez votre réseau Mobile Money.", error_field="network")
+    block = re.search(r'<legend>Votre réseau</legend>\s*<p class="error" role="alert" id="network-error">', network)
+    assert block is not None
+    code = page(error="Ce code de paiement n'a pas été accepté.", error_field="otp")  # the field comes with it
+    assert re.search(r'<input name="otp"[^>]*aria-invalid="true"[^>]*>\s*<p class="error" role="alert" id="otp-error">',
+                     code)
+    for field_name in (None, "intent"):  # no field, or one this page has no input for: on top
+        top = page(error="Le service de paiement ne répond pas.", error_field=field_name)
+        assert re.search(r'<h1>[^<]*</h1>\s*<p class="error" role="alert">Le service', top)
+
+
+def test_the_phone_waiting_page_says_what_to_do_when_nothing_arrives(app, shop, live_server):
+    buyer = Buyer(live_server, shop)
+    buyer.buy("feexpay", plan_label="1 jour", network="moov")
+    order = latest_order()
+    page = buyer.order_page(order)
+    assert "Une demande de paiement a été envoyée au +229\u00a001\u00a097\u00a000\u00a000\u00a000 (Moov Money)." in page
+    expires = (order.created_at + timedelta(seconds=app.config["ORDER_TTL"])).astimezone(ZoneInfo("Africa/Porto-Novo"))
+    assert f"Sans validation, la demande est abandonnée à {expires:%H:%M}." in page
+    assert "Rien ne s'affiche ?" in page and "votre compte Moov Money a au moins 500\u00a0FCFA" in page
+    assert "Ouvrez le menu Moov Money de votre téléphone" in page
+    assert not re.search(r"[*#]\d+[*#\d]*#", page), "no USSD code: none was checked on an operator's own page"
+    assert "téléphone simulé" not in page  # not the demo
+
+    # "Changer de numéro ou de réseau": the form again, filled in with what the buyer chose.
+    change = re.search(r'<a class="button wide" href="([^"]+)">Changer de numéro ou de réseau</a>', page).group(1)
+    form = requests.get(live_server + html.unescape(change)).text
+    feexpay = next(a for a in shop.accounts if a.provider == "feexpay")
+    plan = next(p for p in shop.plans if p.label == "1 jour")
+    assert re.findall(r'name="plan_id" value="(\d+)"[^>]* checked', form) == [str(plan.id)]
+    assert re.findall(r'name="account_id" value="(\d+)"[^>]* checked', form) == [str(feexpay.id)]
+    assert payment_options(form)["feexpay"]["checked"] == ["moov"]
+    assert f'name="phone" inputmode="tel" autocomplete="tel" maxlength="20" value="+{PHONE}"' in form  # as stored
+    assert f'name="mac" value="{CLIENT_MAC}"' in form and 'name="dst" value="http://example.com/"' in form
+    assert re.search(r'name="intent" value="([^"]+)"', form).group(1) != order.intent  # a new order
+
+    # The time is the hotspot's, in its country's zone: an hour behind the server's in Abidjan.
+    shop.country = "ci"
+    db.session.commit()
+    assert f"abandonnée à {expires.astimezone(ZoneInfo('Africa/Abidjan')):%H:%M}." in buyer.order_page(order)
+
+
+def test_the_buyer_cancels_and_a_late_approval_still_makes_the_ticket(shop, live_server, provider_sandbox, router_server):
+    buyer = Buyer(live_server, shop)
+    buyer.buy("feexpay")
+    order = latest_order()
+    cancelled = buyer.http.post(f"{live_server}/o/{order.code}/cancel", allow_redirects=False)
+    assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"/o/{order.code}"
+    order = latest_order()
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "cancelled by buyer")
+    assert "cancelled by the buyer" in [e.detail for e in order.events]
+    page = buyer.order_page(order)
+    assert "Commande annulée" in page and "refusez-la" in page and "Réessayer" in page
+    # The prompt was already on the phone, and the buyer approved it anyway: the money makes the ticket.
+    provider_sandbox.approve("feexpay", order.provider_ref)
+    wait_for(lambda: latest_order().status == OrderStatus.PROVISIONED)
+    assert len(users_for(router_server, order)) == 1
+    # Cancelling a paid order changes nothing.
+    assert buyer.http.post(f"{live_server}/o/{order.code}/cancel").status_code == 200
+    assert latest_order().status == OrderStatus.PROVISIONED
 
 
 def test_feexpay_needs_a_phone_and_an_enabled_network(shop, live_server):

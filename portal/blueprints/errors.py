@@ -8,6 +8,17 @@ from werkzeug.exceptions import HTTPException
 from portal.extensions import db
 
 
+def message_for(exc: HTTPException) -> str:
+    """What an HTTP error means, in the visitor's words."""
+    messages = {
+        404: _("Cette page n'existe pas."),
+        405: _("Cette action n'est pas possible ici."),
+        413: _("La requête est trop volumineuse."),
+        429: _("Trop de tentatives. Patientez un peu avant de réessayer."),
+    }
+    return messages.get(exc.code, _("La requête n'a pas pu être traitée."))
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -16,14 +27,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        messages = {
-            404: _("Cette page n'existe pas."),
-            405: _("Cette action n'est pas possible ici."),
-            413: _("La requête est trop volumineuse."),
-            429: _("Trop de tentatives. Patientez un peu avant de réessayer."),
-        }
-        message = messages.get(exc.code, _("La requête n'a pas pu être traitée."))
-        return render_template("errors/error.html", code=exc.code, message=message), exc.code
+        return render_template("errors/error.html", code=exc.code, message=message_for(exc)), exc.code
 
     @app.errorhandler(500)
     def server_error(exc):

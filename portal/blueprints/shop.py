@@ -11,18 +11,22 @@ import hmac
 import ipaddress
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from portal import htmx
-from portal.blueprints import positive_int
+from portal.blueprints import errors, positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
-from portal.payments import PROVIDERS, find_network, phones
+from portal.payments import PROVIDERS, find_network
+from portal.payments.base import Network, PaymentProvider
 from portal.services import payment_checks, purchase, retrieval
 from portal.services.order_state import awaiting_late_payment, find_order
 
@@ -71,22 +75,48 @@ def load_router(slug: str) -> Router:
     return router
 
 
+@dataclass(frozen=True)
+class PaymentOption:
+    """A payment account as buyers see it: the wallets it takes in the router's country, and the
+    networks to choose from when its provider charges a phone."""
+
+    account: PaymentAccount
+    provider: type[PaymentProvider]
+    wallets: tuple[str, ...]
+    networks: tuple[Network, ...]
+
+
+def payment_options(router: Router) -> list[PaymentOption]:
+    options = []
+    for account in router.offered_accounts:
+        provider = PROVIDERS[account.provider]
+        enabled = [provider.networks[c] for c in purchase.offered_networks([account])]
+        # The account's networks in the hotspot's country; all of them if none is (a country left unset).
+        networks = tuple(n for n in enabled if n.country == router.country) or tuple(enabled)
+        wallets = (tuple(dict.fromkeys(n.wallet for n in networks)) if provider.networks
+                   else provider.wallets.get(router.country, ()))
+        options.append(PaymentOption(account, provider, wallets, networks))
+    return options
+
+
+# The fields of the plans page a purchase error can be shown next to; others are shown on top.
+PLAN_FORM_FIELDS = ("plan_id", "account_id", "phone", "network", "otp")
+
+
 def _plans_page(router: Router, context: purchase.HotspotContext, *, error: str | None = None,
                 error_field: str | None = None, selected: Plan | None = None, status: int = 200):
     plans = [selected] if selected else [p for p in router.plans if p.active]
-    accounts = router.offered_accounts
-    networks = purchase.offered_networks(accounts)
-    country = find_network(networks[0]).country if networks else current_app.config["PHONE_COUNTRY"]
     return render_template(
-        "shop/plans.html", router=router, plans=plans, accounts=accounts, networks=networks, context=context,
-        intent=secrets.token_urlsafe(16), error=error, error_field=error_field, form=request.form,
-        phone_example=phones.example(country),
+        "shop/plans.html", router=router, plans=plans, options=payment_options(router), context=context,
+        intent=secrets.token_urlsafe(16), error=error, form=request.values,
+        error_field=error_field if error_field in PLAN_FORM_FIELDS else None,
     ), status
 
 
 @bp.get("/r/<slug>")
 def plans(slug: str):
-    """The router's plans, to pick one and pay."""
+    """The router's plans, to pick one and pay; the query may choose for the buyer (a plan button of
+    the login page, an order's "Réessayer" or "Changer de numéro")."""
     return _plans_page(load_router(slug), hotspot_context(request.args))
 
 
@@ -146,6 +176,7 @@ def buy(slug: str):
         g.shop_counted = db.session.scalar(select(Order.id).where(Order.intent == intent)) is not None
         return _plans_page(router, context, error=str(exc), error_field=exc.field, status=422)
     g.shop_counted = True
+    order = purchase.wait_for_checkout(order, current_app.config["CHECKOUT_WAIT"])
     if order.status == OrderStatus.FAILED:
         return _plans_page(router, context, error=_("Ce paiement n'a pas pu démarrer. Réessayez."), status=422)
     return htmx.redirect_to(order.checkout_url or url_for(".order_page", code=order.code))
@@ -154,15 +185,25 @@ def buy(slug: str):
 @bp.errorhandler(429)
 def too_many(exc):
     """Over a limit: the buyer's own page again, in their language, with what they typed."""
-    message = _("Trop de demandes en peu de temps depuis ce hotspot. Patientez une minute puis réessayez : "
-                "ce que vous avez saisi est gardé.")
     if request.endpoint == "shop.buy":
         router = db.session.scalar(select(Router).where(Router.slug == request.view_args["slug"]))
         if router is not None:
+            message = _("Trop de demandes en peu de temps depuis ce hotspot. Patientez une minute puis "
+                        "réessayez : ce que vous avez saisi est gardé.")
             return _plans_page(router, hotspot_context(request.form), error=message, status=429)
     if request.endpoint == "shop.retrieve":
+        message = _("Trop d'essais en peu de temps pour retrouver un code. Patientez une minute puis réessayez : "
+                    "ce que vous avez saisi est gardé.")
         return _retrieve_page(error=message, status=429)
+    message = _("Trop de demandes en peu de temps. Patientez une minute puis réessayez.")
     return render_template("shop/message.html", title=_("Patientez un peu"), message=message), 429
+
+
+@bp.errorhandler(HTTPException)
+def buyer_error(exc: HTTPException):
+    """Other errors on a buyer's page keep the buyer's layout, which leads nowhere near the owners' pages."""
+    return render_template("shop/message.html", title=_("Erreur %(code)s", code=exc.code),
+                           message=errors.message_for(exc)), exc.code
 
 
 def load_order(code: str) -> Order:
@@ -188,7 +229,11 @@ def order_page(code: str):
     """Where the order stands; also every provider's return address."""
     order = load_order(code)
     # Providers bring the buyer back with the payment's id in the query or in a POST: a hint to check.
-    payment_checks.poll(order, returned=request.method == "POST" or "id" in request.args)
+    if request.method == "POST":
+        # Answered with a redirect, so that reloading the page does not post the return again.
+        payment_checks.poll(order, returned=True)
+        return redirect(url_for(".order_page", code=order.code), 303)
+    payment_checks.poll(order, returned="id" in request.args)
     return render_template("shop/order.html", order=order, **_order_view(order))
 
 
@@ -204,8 +249,19 @@ def order_status(code: str):
     return render_template("shop/_order_status.html", order=order, **view)
 
 
+@bp.post("/o/<code>/cancel")
+@csrf.exempt
+@order_limit
+def cancel(code: str):
+    """The buyer gives up waiting for the payment (the order page's "Annuler")."""
+    order = load_order(code)
+    purchase.cancel(order)
+    return redirect(url_for(".order_page", code=order.code), 303)
+
+
 def _order_view(order: Order) -> dict:
-    """What the order page shows: the ticket, whether the client is online, where to log in."""
+    """What the order page shows: the ticket, whether the client is online, where to log in; while
+    the payment waits, when the order expires and the plans page filled in with its choices."""
     ticket = order.ticket if order.ticket and order.ticket.status == TicketStatus.CREATED else None
     online = bool(ticket and ticket.login_result == "ok")
     refresh = None
@@ -220,7 +276,19 @@ def _order_view(order: Order) -> dict:
         "login_url": router_login_url(order.router, ticket, order.link_orig) if ticket and not online else "",
         "destination": order.link_orig,
         "login_delay": LOGIN_DELAY_SECONDS,
+        "network": find_network(order.network),
+        "expires_at": order.created_at + timedelta(seconds=current_app.config["ORDER_TTL"]),
+        "plans_url": plans_url(order),
+        "demo_phone_url": current_app.config["DEMO_PHONE_URL"],
     }
+
+
+def plans_url(order: Order) -> str:
+    """The router's plans page filled in with the order's choices: to change them, or to try again."""
+    choices = {"mac": order.client_mac, "ip": order.client_ip, "dst": order.link_orig, "server": order.hotspot_server,
+               "plan_id": order.plan_id, "account_id": order.account_id, "phone": order.payer_phone,
+               "network": order.network}
+    return url_for(".plans", slug=order.router.slug, **{name: value for name, value in choices.items() if value})
 
 
 def router_login_url(router: Router, ticket, destination: str) -> str:

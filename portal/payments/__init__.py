@@ -39,6 +39,11 @@ def currencies() -> tuple[str, ...]:
     return tuple(dict.fromkeys(usual + [c for cls in PROVIDERS.values() for c in cls.currencies]))
 
 
+def served_countries() -> list[str]:
+    """The countries where some provider takes a wallet (ISO 3166 alpha-2, lower case)."""
+    return sorted({country for cls in PROVIDERS.values() for country in cls.wallets})
+
+
 def find_network(code: str) -> Network | None:
     """A network any provider charges, by its code."""
     return next((cls.networks[code] for cls in PROVIDERS.values() if code in cls.networks), None)

@@ -78,6 +78,7 @@ class PaymentCheck:
     currency: str | None  # None when the provider does not report it
     payer_reference: str | None  # what the payer sees (receipt, operator SMS), for code retrieval
     payer_phone: str | None
+    insufficient_funds: bool = False  # a failure the provider put down to the wallet's balance
 
 
 class PaymentError(Exception):
@@ -167,6 +168,14 @@ class Network:
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
+def wallets_by_country(networks: Mapping[str, Network]) -> dict[str, tuple[str, ...]]:
+    """The wallets a push provider's networks take, by country."""
+    found: dict[str, tuple[str, ...]] = {}
+    for network in networks.values():
+        found[network.country] = tuple(dict.fromkeys((*found.get(network.country, ()), network.wallet)))
+    return found
+
+
 def name_parts(name: str | None) -> tuple[str, str]:
     """First name and the rest, as the providers' customer fields want them ("" when unknown)."""
     first, _, rest = (name or "").strip().partition(" ")
@@ -239,7 +248,8 @@ class PaymentProvider(ABC):
     unanswered_checkout_may_charge: ClassVar[bool] = False
     networks: ClassVar[Mapping[str, Network]] = {}
     currencies: ClassVar[tuple[str, ...]]  # ISO 4217 codes it charges in; the first is its usual one
-    wallets: ClassVar[tuple[str, ...]] = ()  # what buyers pay with, by the names they know
+    # Country (ISO 3166 alpha-2, lower case) -> what buyers there pay with, by the names they know.
+    wallets: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # Headers worth keeping with a stored notification (its signature, besides the usual ones).
     notification_headers: ClassVar[tuple[str, ...]] = ()
     # The guide Kiosque replaces sent buyers to this path, the account's public id in this parameter.

@@ -46,6 +46,7 @@ MIN_AMOUNT = 100
 
 PENDING_CODES = {"623", "662", "663", "664"}
 FAILED_CODES = {"600", "602", "604", "606"}
+INSUFFICIENT_BALANCE_CODE = "602"
 CANCELLED_CODE = "627"
 AUTH_CODES = {"609", "613", "624"}  # bad apikey, bad site_id, unknown error (bad keys among others)
 UNAVAILABLE_CODE = "603"
@@ -87,7 +88,10 @@ class CinetPay(PaymentProvider):
     # The hosted page and what it loads; the guide's field-tested list adds the last two.
     checkout_hosts = {"live": ("checkout.cinetpay.com", "robot-checkout.cinetpay.com", "cdn.cinetpay.com",
                                "cdn.socket.io")}
-    wallets = ("Orange Money", "MTN MoMo", "Moov Money", "Wave")
+    # docs/providers.md#wallets-by-country; Benin only in the newer API's SDK (low confidence).
+    wallets = {"ci": ("Orange Money", "MTN MoMo", "Moov Money", "Wave"),
+               "sn": ("Orange Money", "Free Money", "E-Money", "Wave"), "bf": ("Orange Money", "Moov Money"),
+               "ml": ("Orange Money", "Moov Money"), "tg": ("T-Money", "Flooz"), "bj": ("MTN MoMo", "Moov Money")}
     currencies = CURRENCIES
     notification_headers = ("x-token",)
     guide_buy_path = "/buy-mikhmon-cinetpay"
@@ -176,6 +180,7 @@ class CinetPay(PaymentProvider):
             currency=text(data.get("currency")),
             payer_reference=text(data.get("operator_id")),
             payer_phone=f"{prefix or ''}{number}" if number else None,
+            insufficient_funds=code == INSUFFICIENT_BALANCE_CODE,
         )
 
     def check_credentials(self) -> None:

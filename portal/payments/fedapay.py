@@ -55,6 +55,9 @@ STATUSES: dict[str, PaymentStatus] = {
     "expired": PaymentStatus.EXPIRED,
 }
 
+# The `last_error_code` of a transaction declined for the wallet's balance (docs/providers.md#fedapay-checkout).
+INSUFFICIENT_FUNDS_ERROR = "INSUFFICIENT_FUND_ERROR"
+
 SIGNATURE_HEADER = "X-FEDAPAY-SIGNATURE"
 TOLERANCE = 300  # seconds, as in FedaPay's SDKs
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -85,7 +88,10 @@ class FedaPay(PaymentProvider):
         "sandbox": ("sandbox-process.fedapay.com", "sandbox-checkout.fedapay.com", "sandbox-api.fedapay.com",
                     "cdn.fedapay.com"),
     }
-    wallets = ("MTN MoMo", "Moov Money", "Celtiis Cash")
+    # Mobile Money per country (docs/providers.md#wallets-by-country); cards are left out: their bank
+    # pages cannot be opened in a hotspot's walled garden.
+    wallets = {"bj": ("MTN MoMo", "Moov Money", "Celtiis Cash", "Coris Money"), "ci": ("MTN MoMo",),
+               "tg": ("Mixx by Yas", "Flooz"), "sn": ("Free Money",), "ne": ("Airtel Money",)}
     currencies = ("XOF", "GNF")  # docs/providers.md#fedapay-amounts-and-currencies
     notification_headers = (SIGNATURE_HEADER.lower(),)
     guide_buy_path = "/buy-mikhmon"
@@ -174,6 +180,7 @@ class FedaPay(PaymentProvider):
             currency=text(currency.get("iso")) if isinstance(currency, dict) else None,
             payer_reference=text(tx.get("reference")),
             payer_phone=text(method.get("number")) if isinstance(method, dict) else None,
+            insufficient_funds=tx.get("last_error_code") == INSUFFICIENT_FUNDS_ERROR,
         )
 
     def check_credentials(self) -> None:

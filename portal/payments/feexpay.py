@@ -35,6 +35,7 @@ from portal.payments.base import (
     ProviderUnavailable,
     name_parts,
     text,
+    wallets_by_country,
     whole_number,
 )
 
@@ -94,6 +95,10 @@ _REFUSED_INPUT = (
     ("network", re.compile(r"network|r[ée]seau", re.IGNORECASE)),
 )
 
+# What a failure caused by the wallet's balance says: FeexPay's own status, or the operator's
+# `reason` (MTN's words also cover an account's limits; buyers hear "solde insuffisant" first).
+INSUFFICIENT_FUNDS = {"INSUFFICIENT_FUNDS", "LOW_BALANCE_OR_PAYEE_LIMIT_REACHED_OR_NOT_ALLOWED"}
+
 # Only letters, digits and spaces: MTN refuses anything else.
 _NOT_ALLOWED_IN_DESCRIPTION = re.compile(r"[^a-zA-Z0-9 ]")
 
@@ -125,7 +130,7 @@ class FeexPay(PaymentProvider):
     needs_phone = True
     unanswered_checkout_may_charge = True
     networks = NETWORKS
-    wallets = tuple(dict.fromkeys(n.wallet for n in NETWORKS.values()))
+    wallets = wallets_by_country(NETWORKS)
     currencies = tuple(dict.fromkeys(n.currency for n in NETWORKS.values()))
     guide_buy_path = "/buy-mikhmon-feexpay"
     guide_public_id_param = "siteid"
@@ -200,6 +205,7 @@ class FeexPay(PaymentProvider):
         if owner is not None and owner != order_code:
             raise self.error(ProviderRejected, f"payment {provider_ref} belongs to another order", code="order")
         status = text(payment.get("status"))
+        reason = text(payment.get("reason"))
         return PaymentCheck(
             provider_ref=provider_ref,
             status=STATUSES.get(status.upper(), PaymentStatus.PENDING) if status else PaymentStatus.PENDING,
@@ -209,6 +215,7 @@ class FeexPay(PaymentProvider):
             # `operator_id` in the status answer, `ref_operator` in the webhook's words.
             payer_reference=text(payment.get("operator_id")) or text(payment.get("ref_operator")),
             payer_phone=text(payment.get("phoneNumber")),
+            insufficient_funds=bool({(status or "").upper(), (reason or "").upper()} & INSUFFICIENT_FUNDS),
         )
 
     def check_credentials(self) -> None:

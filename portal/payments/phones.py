@@ -69,6 +69,16 @@ def example(country: str) -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL) if number else ""
 
 
+def readable(value: str) -> str:
+    """A stored number in the international format people read ("+229 01 97 00 00 00"); as it is
+    when it is no number (stored before numbers were normalised)."""
+    try:
+        number = phonenumbers.parse("+" + "".join(ch for ch in value if ch.isdigit()))
+    except NumberParseException:
+        return value
+    return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+
+
 def known_country(country: str) -> bool:
     """Whether `country` is a country code phone numbers can be read for."""
     return phonenumbers.country_code_for_region(country.upper()) != 0

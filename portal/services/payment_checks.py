@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import or_, update
 
 from portal.extensions import db
-from portal.models import CheckSource, EventKind, Order, OrderStatus, utcnow
+from portal.models import CheckSource, EventKind, FailureReason, Order, OrderStatus, utcnow
 from portal.payments.base import PaymentCheck, PaymentError, PaymentProvider, PaymentStatus, ProviderUnavailable
 from portal.services import provisioning
 from portal.services.accounts import provider_for
@@ -71,7 +71,8 @@ def apply_check(order: Order, check: PaymentCheck, source: CheckSource, checked_
         (to, kind), from_ = (OrderStatus.PENDING, EventKind.CHECKOUT_STARTED), (OrderStatus.UNKNOWN,)
     else:
         (to, kind), from_ = FAILURES.get(check.status, (None, None)), OPEN
-    if to and transition(order, to, from_, last_checked_at=checked_at):
+    failure = FailureReason.INSUFFICIENT_FUNDS if check.insufficient_funds else None
+    if to and transition(order, to, from_, last_checked_at=checked_at, failure_reason=failure):
         record(order, kind, f"reference {check.provider_ref}", source=source, status=check.status)
     else:
         order.last_checked_at = checked_at

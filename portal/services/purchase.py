@@ -8,6 +8,7 @@ refusal names the field at fault.
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.formatting import network_title
-from portal.models import EventKind, Order, OrderStatus, PaymentAccount, Plan, Router
+from portal.models import EventKind, FailureReason, Order, OrderStatus, PaymentAccount, Plan, Router
 from portal.payments import PROVIDERS, phones
 from portal.payments.base import (
     KeysRefused,
@@ -34,6 +35,9 @@ from portal.services.order_state import record, transition
 log = logging.getLogger(__name__)
 
 OTP = re.compile(r"[0-9]{4,8}")  # Orange's payment codes are short digit strings
+
+
+CHECKOUT_POLL_SECONDS = 0.2  # how often a double tap looks for the first request's checkout
 
 
 class PurchaseError(Exception):
@@ -67,8 +71,10 @@ def safe_destination(url: str) -> str:
 
 
 def offered_networks(accounts: list[PaymentAccount]) -> list[str]:
-    """The networks buyers may pick: those the accounts enabled that their adapter still charges."""
-    return sorted({n for a in accounts for n in a.settings.get("networks", []) if n in PROVIDERS[a.provider].networks})
+    """The networks buyers may pick, in the owner's order: those the accounts enabled that their
+    adapter still charges."""
+    return list(dict.fromkeys(n for a in accounts for n in a.settings.get("networks", [])
+                              if n in PROVIDERS[a.provider].networks))
 
 
 def start_purchase(router: Router, *, plan_id: int | None, account_id: int | None, intent: str,
@@ -214,6 +220,36 @@ def _unanswered(order: Order, reason: str) -> None:
     transition(order, OrderStatus.UNKNOWN, (OrderStatus.CREATED,), last_error=reason[:300])
     record(order, EventKind.CHECKOUT_UNANSWERED, reason)
     db.session.commit()
+
+
+def wait_for_checkout(order: Order, seconds: float) -> Order:
+    """The order once its checkout has started or failed, waiting `seconds` at most.
+
+    A second submit of the same form (a double tap) finds the order while the first request is
+    still asking the provider: waiting for the first one's link sends this buyer to the payment
+    page too, rather than to an order page with nothing to pay yet. Holds no transaction while it
+    sleeps.
+    """
+    deadline = time.monotonic() + seconds
+    while order.status == OrderStatus.CREATED and time.monotonic() < deadline:
+        db.session.commit()
+        time.sleep(CHECKOUT_POLL_SECONDS)
+        db.session.refresh(order)
+    return order
+
+
+def cancel(order: Order) -> bool:
+    """The buyer gives up a payment still waiting for them; False when it no longer waits.
+
+    Nothing can take back a request already on the buyer's phone: if it is approved anyway, the
+    payment revives the order and makes its ticket, as any late payment does.
+    """
+    cancelled = transition(order, OrderStatus.FAILED, (OrderStatus.PENDING,),
+                           failure_reason=FailureReason.CANCELLED_BY_BUYER)
+    if cancelled:
+        record(order, EventKind.FAILED, cause="buyer")
+    db.session.commit()
+    return cancelled
 
 
 def _fail(order: Order, reason: str, cause: str) -> None:

@@ -36,7 +36,7 @@ from portal.wireguard import AddressPoolExhausted
 # Fields an owner edits on the router form; the API password is handled apart (blank keeps it).
 EDITABLE_FIELDS = (
     "name", "connection", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
-    "user_mode", "name_length", "charset", "prefix", "currency", "notify_email",
+    "user_mode", "name_length", "charset", "prefix", "currency", "country", "notify_email",
 )
 # A router address or hotspot DNS name: an IP address or a host name, nothing that could end the
 # host part of a URL (the buyer's login link is built from the DNS name).

@@ -23,7 +23,7 @@ from sqlalchemy import exists, select
 
 from portal.extensions import db
 from portal.models import Owner, PaymentAccount, Plan, Router, RouterConnection, SaleEmail, UserMode, utcnow
-from portal.payments import PROVIDERS
+from portal.payments import PROVIDERS, served_countries
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services import accounts as account_service
@@ -372,6 +372,7 @@ def _router_values(entry: dict[str, Any]) -> dict[str, Any]:
     if charset == "num" and user_mode != UserMode.VOUCHER:
         raise SettingsFileError(_("%(context)s : les codes en chiffres seulement n'existent qu'en mode voucher.",
                                   context=context))
+    country = _choice(entry, "country", tuple(served_countries()), context=context)
     prefix = _text(entry, "prefix", 6, context=context, required=False)
     currency = _text(entry, "currency", 3, context=context)
     notify_email = _text(entry, "notify_email", 254, context=context, required=False)
@@ -385,7 +386,7 @@ def _router_values(entry: dict[str, Any]) -> dict[str, Any]:
         "api_username": _text(entry, "api_username", 80, context=context),
         "hotspot_server": _text(entry, "hotspot_server", 80, context=context), "dns_name": dns_name,
         "user_mode": UserMode(user_mode), "name_length": _number(entry, "name_length", 3, 8, context),
-        "charset": charset, "prefix": prefix, "currency": currency, "notify_email": notify_email,
+        "charset": charset, "prefix": prefix, "currency": currency, "country": country, "notify_email": notify_email,
     }
 
 

@@ -246,9 +246,9 @@ def _public_url(endpoint: str, **values) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + url_for(endpoint, **values)
 
 
-def buy_url(router: Router) -> str:
-    """The router's plans page, with the hotspot variables the router fills in."""
-    return _public_url("shop.plans", slug=router.slug) + HOTSPOT_QUERY
+def buy_url(router: Router, plan: Plan) -> str:
+    """The router's plans page with this plan chosen, and the hotspot variables the router fills in."""
+    return _public_url("shop.plans", slug=router.slug) + HOTSPOT_QUERY + f"&plan_id={plan.id}"
 
 
 def retrieve_url() -> str:
@@ -256,18 +256,19 @@ def retrieve_url() -> str:
     return _public_url("shop.retrieve") + RETRIEVE_QUERY
 
 
-def active_plans(router: Router) -> list[Plan]:
-    return [p for p in router.plans if p.active]
-
-
 def _link(href: str, text: str) -> str:
     return f'<a href="{escape(href)}">{hotspot_html(text)}</a>'
 
 
+def plan_links(router: Router) -> list[tuple[Plan, str]]:
+    """Each active plan with its buy link: the plans page opens with that plan chosen."""
+    return [(plan, buy_url(router, plan)) for plan in router.plans if plan.active]
+
+
 def plan_snippets(router: Router) -> list[tuple[Plan, str]]:
     """One buy link per active plan, for owners who keep their own login.html."""
-    return [(plan, _link(buy_url(router), f"{plan.label} · {formatting.price(plan.price, plan.currency)}"))
-            for plan in active_plans(router)]
+    return [(plan, _link(url, f"{plan.label} · {formatting.price(plan.price, plan.currency)}"))
+            for plan, url in plan_links(router)]
 
 
 def retrieve_snippet() -> str:

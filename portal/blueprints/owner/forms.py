@@ -16,8 +16,9 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal import formatting
 from portal.models import RouterConnection, SaleEmail
-from portal.payments import currencies
+from portal.payments import currencies, served_countries
 from portal.routeros import units
 from portal.routeros.client import has_control_character
 from portal.services.owners import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -114,8 +115,14 @@ class RouterForm(FlaskForm):
     prefix = StringField(_l("Préfixe (facultatif)"), validators=[
         Optional(), Length(max=6), Regexp(r"^[A-Za-z0-9]*$", message=_l("Lettres et chiffres seulement."))])
     currency = SelectField(_l("Devise"), default="XOF", choices=currency_choices)
+    country = SelectField(_l("Pays du hotspot"), default="bj")
     notify_email = EmailField(_l("E-mail pour les notifications de vente"),
                               validators=[Optional(), Email(), Length(max=254)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = [(code, formatting.country_name(code)) for code in served_countries()]
+        self.country.choices = sorted(names, key=lambda choice: choice[1])
 
     def validate_host(self, field):
         if field.data:
@@ -130,7 +137,7 @@ class RouterForm(FlaskForm):
     def values(self) -> dict:
         data = {name: getattr(self, name).data for name in (
             "name", "host", "port", "use_tls", "tls_verify", "api_username", "hotspot_server", "dns_name",
-            "user_mode", "name_length", "charset", "prefix", "currency", "notify_email")}
+            "user_mode", "name_length", "charset", "prefix", "currency", "country", "notify_email")}
         for name in ("name", "host", "api_username", "hotspot_server", "dns_name", "prefix", "notify_email"):
             data[name] = (data[name] or "").strip()
         data["connection"] = RouterConnection(self.connection.data)

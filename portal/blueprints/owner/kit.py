@@ -100,8 +100,7 @@ def login_page(router_id: int):
         abort(404)
     with force_locale(lang):
         page = render_template("owner/kit/hotspot_login.html", router=router, lang=lang,
-                               plans=setup_kit.active_plans(router), buy_url=setup_kit.buy_url(router),
-                               retrieve_url=setup_kit.retrieve_url())
+                               plan_links=setup_kit.plan_links(router), retrieve_url=setup_kit.retrieve_url())
     return Response(page, mimetype="text/html",
                     headers={"Content-Disposition": "attachment; filename=login.html"})
 
