@@ -25,7 +25,7 @@ from portal import htmx
 from portal.blueprints import errors, positive_int
 from portal.extensions import csrf, db, limiter
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, Router, TicketStatus
-from portal.payments import PROVIDERS, find_network
+from portal.payments import PROVIDERS, find_network, phones
 from portal.payments.base import Network, PaymentProvider
 from portal.services import payment_checks, purchase, retrieval
 from portal.services.order_state import awaiting_late_payment, find_order
@@ -286,7 +286,8 @@ def _order_view(order: Order) -> dict:
 def plans_url(order: Order) -> str:
     """The router's plans page filled in with the order's choices: to change them, or to try again."""
     choices = {"mac": order.client_mac, "ip": order.client_ip, "dst": order.link_orig, "server": order.hotspot_server,
-               "plan_id": order.plan_id, "account_id": order.account_id, "phone": order.payer_phone,
+               "plan_id": order.plan_id, "account_id": order.account_id,
+               "phone": phones.readable(order.payer_phone) if order.payer_phone else "",
                "network": order.network}
     return url_for(".plans", slug=order.router.slug, **{name: value for name, value in choices.items() if value})
 
