@@ -177,7 +177,7 @@ def test_an_address_stays_with_its_router_until_the_router_is_deleted(browser, r
     assert again.status_code == 302
     db.session.expire_all()
     assert (router.tunnel_address, router.tunnel_public_key) == (address, key)  # the script it ran still holds
-    assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 302
+    assert browser.post(f"/owner/routers/{router.id}/delete").status_code == 303  # to the list, after the confirmation page
     assert add_tunnelled_router(browser, name="Nouveau").tunnel_address == address  # freed with its router
 
 
