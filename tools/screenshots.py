@@ -31,7 +31,9 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
                "--disable-sync", "--no-first-run"]
 WIDTHS = {360: 740, 1280: 800}  # width -> viewport height
 PHONE = "2290197000000"
-TITLES = {"fedapay": "FedaPay", "cinetpay": "CinetPay", "feexpay": "FeexPay"}
+# How each payment option reads under its wallets on the plans page.
+OPTIONS = {"fedapay": "sur la page de paiement FedaPay", "cinetpay": "sur la page de paiement CinetPay",
+           "feexpay": "validation sur votre téléphone"}
 CASH_DAYS_AGO = (1, 2, 2, 4, 6, 9, 13, 20)  # cash sales on earlier days, so the chart has bars
 
 
@@ -45,10 +47,10 @@ def start_purchase(page, base: str, provider: str, plan_index: int = 0) -> None:
     page.goto(f"{base}/sandbox/hotspot/")
     page.get_by_role("link", name=re.compile("Acheter un ticket")).first.click()
     page.locator("input[name=plan_id]").nth(plan_index).check()
-    page.locator("label.choice", has_text=TITLES[provider]).locator("input").check()
+    page.get_by_label(OPTIONS[provider]).check()
     page.get_by_label("Numéro Mobile Money").fill(PHONE)
     if provider == "feexpay":
-        page.locator("select[name=network]").select_option("mtn")
+        page.locator("input[name=network][value=mtn]").check()
     page.get_by_role("button", name="Payer").click()
     page.wait_for_load_state()
 
@@ -64,7 +66,7 @@ def settle(page, base: str, provider: str, action: str = "approve") -> None:
     else:
         page.locator(f"button[value={action}]").click()
         page.wait_for_url(re.compile(r"/o/\w+"))
-    final = "Vous êtes connecté !" if action == "approve" else "Paiement non abouti"
+    final = "Vous êtes connecté !" if action == "approve" else "Solde insuffisant"  # the sandbox declines for the balance
     expect(page.locator("h1")).to_have_text(final, timeout=15_000)
 
 
