@@ -385,7 +385,7 @@ class Shop:
         answer = http.post(f"{self.providers['base_url']}/control/fedapay/{ref}/approve", timeout=HTTP_TIMEOUT)
         if answer.status_code != 204:
             raise SystemExit(f"approving {ref}: HTTP {answer.status_code}")
-        tx = http.get(f"{self.providers['fedapay_sandbox']}/v1/transactions/{ref}", timeout=HTTP_TIMEOUT,
+        tx = http.get(f"{self.providers['settings']['FEDAPAY_SANDBOX_API_URL']}/v1/transactions/{ref}", timeout=HTTP_TIMEOUT,
                       params={"include": "currency,customer"},
                       headers={"Authorization": f"Bearer {FEDAPAY['secret_key']}"}).json()["v1/transaction"]
         event = {"id": int(ref), "name": "transaction.approved", "object": "transaction", "entity": tx,
@@ -521,7 +521,7 @@ def latency_cells(values: list[float]) -> str:
 def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None:
     print("| offered /s | sent /s | tickets /s | webhook→ticket (Kiosque) p50 | p95 | p99 "
           "| sent→ticket (sender) p50 | p95 | p99 | answer p95 | non-2xx | lost | duplicated | held |")
-    print("|---" * 15 + "|")
+    print("|---" * 14 + "|")
     for s in steps:
         print(f"| {s.rate:g} | {s.sent_rate:.1f} | {s.tickets_rate:.1f} | {latency_cells(s.kiosque)} "
               f"| {latency_cells(s.sender)} | {percentile(s.answer, 0.95) if s.answer else 0:.0f} "
