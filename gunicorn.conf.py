@@ -12,7 +12,7 @@ provider keys that old buy links carry), never the referrer (it holds the same q
 and the keys paths carry masked: webhook paths as `/webhooks/fedapay/***` (the token
 authenticates the provider's callbacks; tell webhooks apart by provider and time), order pages as
 `/o/***` and `/o/***/status` (the code opens the order and its ticket), password reset links as
-`/owner/password/reset/***`.
+`/owner/password/reset/***`, hotspot page links as `/p/***/login.html`.
 """
 
 import os

@@ -124,6 +124,8 @@ DEFAULTS = {
     "RETRIEVE_CLIENT_RATE_LIMIT": "5 per minute",  # per hotspot client, when the page knows it
     "RETRIEVE_ADDRESS_RATE_LIMIT": "300 per minute",  # per public address
     "ORDER_PAGE_RATE_LIMIT": "180 per minute",  # per order: its page and its polled fragment together
+    # Per address: a router's kit script fetches its page set (nine files) through a one-time link.
+    "HOTSPOT_PAGES_RATE_LIMIT": "60 per minute",
 }
 
 

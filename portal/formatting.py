@@ -2,8 +2,6 @@
 lines of an order's timeline, router failures."""
 
 from datetime import UTC, datetime
-
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.core import get_global

@@ -8,7 +8,8 @@ gunicorn.conf.py formats gunicorn's own logs with the same formatters.
 Whatever the format, the keys that URLs carry are replaced by `***` in every line, message,
 traceback and extra field alike: a webhook URL's token (`/webhooks/<provider>/<token>`: it
 authenticates the provider's callbacks), an order's code (`/o/<code>`: it opens the order page and
-its ticket) and a password reset link's token (`/password/reset/<token>`).
+its ticket), a password reset link's token (`/password/reset/<token>`) and a router's hotspot page
+link (`/p/<token>/<file>`: it serves that router's pages for an hour).
 """
 
 import json
@@ -30,13 +31,15 @@ WEBHOOK_TOKEN = re.compile(rf"({_SLASH}webhooks{_SLASH}+[^{_STOP}]*?{_SLASH}+)[^
 # `/o/<code>` (and `/o/<code>/status`), `/password/reset/<token>`, spelled the same ways.
 ORDER_CODE = re.compile(rf"({_SLASH}o{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
 RESET_TOKEN = re.compile(rf"({_SLASH}password{_SLASH}+reset{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
-SECRET_PATHS = (WEBHOOK_TOKEN, ORDER_CODE, RESET_TOKEN)
+# `/p/<token>/<file>`, a router's one-time hotspot page link.
+PAGES_LINK = re.compile(rf"({_SLASH}p{_SLASH}+)[^{_STOP}]+", re.IGNORECASE)
+SECRET_PATHS = (WEBHOOK_TOKEN, ORDER_CODE, RESET_TOKEN, PAGES_LINK)
 # Attributes every LogRecord has: whatever else a record carries came from `extra=`.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 def redact(text: str) -> str:
-    """The text with every webhook token, order code and reset token in a URL masked."""
+    """The text with every webhook token, order code, reset token and page link in a URL masked."""
     for pattern in SECRET_PATHS:
         text = pattern.sub(r"\1***", text)
     return text

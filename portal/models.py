@@ -130,6 +130,10 @@ class Router(db.Model):
     tunnel_rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tunnel_tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tunnel_seen_at: Mapped[datetime | None]  # when the hub last reported it
+    # The one-time link the last kit script fetches the hotspot pages with (services/hotspot_pages.py):
+    # only its hash is kept, and it is dead after its expiry or once the pages are in place.
+    pages_link_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pages_link_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[Owner] = relationship(back_populates="routers")

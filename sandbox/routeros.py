@@ -652,6 +652,12 @@ class SandboxRouter:
                 "use-radius": "false", "default": "false",
             })
 
+    def set_server_profile(self, name: str, **fields: str) -> None:
+        """Change a server profile as `/ip hotspot profile set` would (html_directory="flash/kiosque")."""
+        with self._lock:
+            for row in self._server_profiles.find(name=name):
+                row.update({key.replace("_", "-"): value for key, value in fields.items()})
+
     def add_host(self, ip: str, mac: str, server: str = "hotspot1") -> None:
         with self._lock:
             self._hosts.add({

@@ -237,8 +237,10 @@ def test_redact_masks_webhook_tokens_in_any_spelling(text):
     f"Exception on /o/{ORDER_CODE}/status [GET]",
     f"/owner/password/reset/{TOKEN}",
     f"https://kiosque.example/owner/password%2Freset/{TOKEN}",
+    f"GET /p/{TOKEN}/login.html HTTP/1.1",
+    f"https://kiosque.example/P//{TOKEN}/errors.txt",
 ])
-def test_redact_masks_order_codes_and_reset_tokens(text):
+def test_redact_masks_order_codes_reset_tokens_and_page_links(text):
     redacted = logging_setup.redact(text)
     assert ORDER_CODE not in redacted.upper() and TOKEN not in redacted and "***" in redacted
 
@@ -292,6 +294,7 @@ def test_gunicorn_serves_health_and_logs_no_webhook_token(tmp_path):
         assert get(f"{base}/o/{ORDER_CODE}")[0] == 404
         assert get(f"{base}/o/{ORDER_CODE}/status")[0] == 404
         assert get(f"{base}/owner/password/reset/{TOKEN}")[0] == 400
+        assert get(f"{base}/p/{TOKEN}/login.html")[0] == 404
     finally:
         if server.poll() is None:
             server.terminate()
@@ -305,5 +308,6 @@ def test_gunicorn_serves_health_and_logs_no_webhook_token(tmp_path):
     assert '"POST /webhooks/fedapay/*** HTTP/1.1" 404' in access
     assert '"GET /o/*** HTTP/1.1" 404' in access and '"GET /o/***/status HTTP/1.1" 404' in access
     assert '"GET /owner/password/reset/*** HTTP/1.1" 400' in access
+    assert '"GET /p/***/login.html HTTP/1.1" 404' in access
     logs = access + err.read_text()
     assert TOKEN not in logs and "amount=100" not in logs and ORDER_CODE not in logs

@@ -1,11 +1,12 @@
 """The generated hotspot login.html in a real browser, served by a test server that plays the router.
 
-The server fills in MikroTik's page variables the way a router does, serves `/md5.js`, and
+The server fills in MikroTik's page variables the way a router does, serves the page set's `/md5.js`, and
 records what the page posts to `/login`: CHAP (md5 of chap-id, password and challenge) when the
 router offers a challenge, the plain password otherwise.
 """
 
 import hashlib
+import html
 import re
 import secrets
 import threading
@@ -17,7 +18,7 @@ import pytest
 
 from portal.extensions import db
 from portal.models import Plan, Router
-from tests.conftest import ROUTER_PASSWORD
+from tests.conftest import ROUTER_PASSWORD, SECRETS, add_tested_router
 from tests.factories import make_account
 
 from playwright import sync_api
@@ -27,23 +28,8 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, which .ci/run install
 PUBLIC_URL = "https://kiosque.example.com"
 CLIENT = {"mac": "AA:BB:CC:00:11:22", "ip": "10.5.50.77", "server-name": "hotspot1", "link-orig": "http://example.com/"}
 
-# Standard MD5 over the low byte of each character, as the md5.js RouterOS serves computes it.
-MD5_JS = """
-function hexMD5(s){var K=[],S=[7,12,17,22,5,9,14,20,4,11,16,23,6,10,15,21],i,j,n=s.length,
-len=(((n+8)>>6)+1)*16,w=[],h=[1732584193,-271733879,-1732584194,271733878],hex='';
-for(i=0;i<64;i++)K[i]=Math.floor(Math.abs(Math.sin(i+1))*4294967296)|0;
-for(i=0;i<len;i++)w[i]=0;
-for(i=0;i<n;i++)w[i>>2]|=(s.charCodeAt(i)&255)<<((i%4)*8);
-w[n>>2]|=128<<((n%4)*8);w[len-2]=n*8;
-for(i=0;i<len;i+=16){var a=h[0],b=h[1],c=h[2],d=h[3];
-for(j=0;j<64;j++){var r=j>>4,f,g;
-if(r==0){f=(b&c)|(~b&d);g=j}else if(r==1){f=(d&b)|(~d&c);g=(5*j+1)%16}
-else if(r==2){f=b^c^d;g=(3*j+5)%16}else{f=c^(b|~d);g=(7*j)%16}
-var t=d,x=(a+f+K[j]+w[i+g])|0,k=S[r*4+j%4];d=c;c=b;b=(b+((x<<k)|(x>>>(32-k))))|0;a=t}
-h[0]=(h[0]+a)|0;h[1]=(h[1]+b)|0;h[2]=(h[2]+c)|0;h[3]=(h[3]+d)|0}
-for(i=0;i<16;i++)hex+=('0'+((h[i>>2]>>>((i%4)*8))&255).toString(16)).slice(-2);
-return hex}
-"""
+# The md5.js of Kiosque's page set (standard MD5 over the low byte of each character, as RouterOS's own).
+MD5_JS = (Path(__file__).parent.parent / "portal/templates/hotspot/md5.js").read_text()
 _IF = re.compile(r"\$\(if ([\w-]+)\)(.*?)(?:\$\(else\)(.*?))?\$\(endif\)", re.S)
 _VAR = re.compile(r"\$\(([\w-]+)\)")
 
@@ -248,3 +234,20 @@ def test_pap_voucher_typed_by_the_buyer(browser, owner, page):
         with page.expect_request(lambda r: r.method == "POST"):
             page.click("text=Se connecter")
         assert (fake.logins[0]["username"], fake.logins[0]["password"]) == ("kq9m2", "kq9m2")
+
+
+def test_chap_login_with_the_page_set_the_script_fetches(app, browser, router_server, page):
+    """The login.html the kit script fetches through its one-time link logs in with CHAP, md5.js from the set."""
+    router = add_tested_router(browser, router_server)
+    script = html.unescape(browser.post(f"/owner/routers/{router.id}/kit", {}).get_data(as_text=True))
+    link = re.search(r'url="' + re.escape(PUBLIC_URL) + r'(/p/[^/"]+)/login\.html"', script).group(1)
+    SECRETS.add(link.split("/")[2])
+    anonymous = app.test_client()
+    template = anonymous.get(f"{link}/login.html").get_data(as_text=True)
+    assert anonymous.get(f"{link}/md5.js").get_data(as_text=True).strip() == MD5_JS.strip()
+    chap = (secrets.token_bytes(1), secrets.token_bytes(16))
+    with FakeRouter(template, chap) as fake:
+        with page.expect_request(lambda r: r.method == "POST"):
+            page.goto(f"{fake.url}/login#username=abc234&password=abc234")
+        assert fake.logins[0]["password"] == chap_password(chap, "abc234")
+        assert "GET /md5.js" in fake.requests

@@ -250,3 +250,10 @@ def test_connection_tests_are_rate_limited_per_owner(app, owner, router_server):
     assert script in page_text(confirm)  # the script stays on the page, to confirm later
 
     assert [other.post(f"{theirs}/test", headers={"HX-Request": "true"}).status_code for _ in range(3)] == [200] * 3
+
+
+def test_hotspot_page_fetches_are_limited_per_address(app):
+    app.config["HOTSPOT_PAGES_RATE_LIMIT"] = "3 per minute"
+    anonymous = app.test_client()
+    codes = [anonymous.get("/p/unknown-token/login.html").status_code for _ in range(4)]
+    assert codes == [404, 404, 404, 429]

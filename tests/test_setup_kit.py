@@ -261,7 +261,7 @@ def test_confirm_switches_to_the_kiosque_user_only_once_the_router_takes_it(brow
 
     router_server.username, router_server.password = "kiosque", password  # the owner ran the script
     done = browser.post(f"/owner/routers/{router.id}/kit/confirm", {"token": token})
-    assert done.status_code == 302 and done.headers["Location"].endswith(f"/owner/routers/{router.id}")
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/owner/routers/{router.id}/kit#pages-status")
     db.session.expire_all()
     assert (router.api_username, router.api_password) == ("kiosque", password)
     assert browser.post(f"/owner/routers/{router.id}/test").status_code == 200

@@ -1,11 +1,13 @@
-"""Pages for everyone: the front page, the language switch, the health check."""
+"""Pages for everyone: the front page, the language switch, the health check, a router's hotspot pages."""
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask_babel import force_locale
 from sqlalchemy import text
 
-from portal.extensions import db
+from portal.extensions import db, limiter
+from portal.services import hotspot_pages, setup_kit
 
 bp = Blueprint("public", __name__)
 
@@ -45,3 +47,22 @@ def health():
     """200 when the database answers."""
     db.session.execute(text("SELECT 1"))
     return {"status": "ok"}
+
+
+@bp.get("/p/<token>/<name>")
+@limiter.limit(lambda: current_app.config["HOTSPOT_PAGES_RATE_LIMIT"])
+def hotspot_page(token: str, name: str):
+    """One file of a router's hotspot page set, fetched by its kit script through the one-time link.
+
+    Unknown, expired or replaced links, and unknown files, get the same 404.
+    """
+    router = hotspot_pages.router_for_link(token)
+    if router is None or name not in hotspot_pages.PAGES:
+        abort(404)
+    if name == "login.html":
+        body = setup_kit.login_page(router)
+    else:
+        with force_locale("fr"):
+            body = render_template(f"hotspot/{name}", router=router)
+    mimetype = {"txt": "text/plain", "js": "text/javascript"}.get(name.rpartition(".")[2], "text/html")
+    return Response(body, mimetype=mimetype, headers={"Cache-Control": "no-store"})

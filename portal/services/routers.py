@@ -28,7 +28,7 @@ from portal.routeros.client import (
     has_control_character,
 )
 from portal.routeros.egress import EgressPolicy, EgressRefused
-from portal.services import tunnel
+from portal.services import hotspot_pages, tunnel
 from portal.services.rows import commit_retrying
 from portal.services.tunnel import TunnelHealth
 from portal.wireguard import AddressPoolExhausted
@@ -250,6 +250,9 @@ def test_connection(router: Router) -> ConnectionReport:
     except RouterError as exc:
         return ConnectionReport(error=describe_router_error(exc))
 
+    profiles = [{"name": p.get("name", ""), "dns_name": p.get("dns-name", ""), "login_by": p.get("login-by", ""),
+                 "html_directory": p.get("html-directory", "")} for p in server_profiles]
+    before = (router.facts or {}).get("html_directories_before", {})
     router.identity = facts.identity
     router.ros_version = facts.version
     router.last_contact_at = utcnow()
@@ -260,13 +263,12 @@ def test_connection(router: Router) -> ConnectionReport:
         "time": facts.time,
         "time_zone": facts.time_zone,
         "servers": [{"name": s.get("name", ""), "profile": s.get("profile", "")} for s in servers],
-        "server_profiles": [
-            {"name": p.get("name", ""), "dns_name": p.get("dns-name", ""), "login_by": p.get("login-by", "")}
-            for p in server_profiles
-        ],
+        "server_profiles": profiles,
+        # Where each profile's pages were before Kiosque's, for the kit's way back.
+        "html_directories_before": hotspot_pages.remembered_directories(before, profiles),
         "user_profiles": [{"name": p.get("name", ""), "on_login": p.get("on-login", "")} for p in user_profiles],
     }
-    used = _server_profiles_in_use(router)
+    used = server_profiles_in_use(router)
     router.login_by = ",".join(sorted({m for p in used for m in p["login_by"].split(",") if m}))
     if not router.dns_name:  # the buyer's login link is built from it: held to the form's check
         router.dns_name = next((p["dns_name"] for p in used if p["dns_name"] and is_host(p["dns_name"])), "")
@@ -274,7 +276,7 @@ def test_connection(router: Router) -> ConnectionReport:
     return ConnectionReport(warnings=router_warnings(router))
 
 
-def _server_profiles_in_use(router: Router) -> list[dict]:
+def server_profiles_in_use(router: Router) -> list[dict]:
     """The server profiles of the hotspot server(s) this router sells on."""
     servers = router.facts.get("servers", [])
     if router.hotspot_server != "all":
@@ -300,7 +302,7 @@ def router_warnings(router: Router) -> list[str]:
             _("Le serveur hotspot « %(name)s » n'existe pas sur ce routeur (serveurs : %(names)s).",
               name=router.hotspot_server, names=", ".join(server_names) or "—")
         )
-    unusable_dns_names = [p["dns_name"] for p in _server_profiles_in_use(router)
+    unusable_dns_names = [p["dns_name"] for p in server_profiles_in_use(router)
                           if p["dns_name"] and not is_host(p["dns_name"])]
     if not router.dns_name and unusable_dns_names:
         warnings.append(_("Le nom DNS du profil hotspot lu sur le routeur n'est pas un nom d'hôte valide : Kiosque "

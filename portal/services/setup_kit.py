@@ -1,4 +1,4 @@
-"""The setup kit: what takes a fresh router to a first sale, a RouterOS script and a login.html.
+"""The setup kit: what takes a fresh router to a first sale, a RouterOS script and the hotspot pages.
 
 Decisions, for whoever changes them:
 
@@ -25,6 +25,11 @@ Decisions, for whoever changes them:
   comes back only sealed (encrypted with the app's key, bound to the router) in the form of
   "J'ai exécuté le script", and replaces the router's credentials only once the router accepts
   it: an owner who never runs the script keeps a working router.
+- Hotspot pages: the script's last part fetches Kiosque's page set through a one-time link into
+  Kiosque's own directory and points the server profiles in use at it (services/hotspot_pages.py).
+  It comes after the API user, so a fetch that fails (Kiosque unreachable from the router) leaves
+  the rest done, and the profiles are switched only once every file is there. Without a connection
+  test that read the profiles' `html-directory`, the part is left out (the kit page says so).
 - Every value written into the script goes through `script_string` (or is a validated token:
   a number, a policy or login-by name), so no router name, host or profile can run a command.
 """
@@ -37,7 +42,8 @@ import string
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import current_app, url_for
+from flask import current_app, render_template, url_for
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
@@ -45,8 +51,8 @@ from portal import crypto, formatting
 from portal.extensions import db
 from portal.models import PaymentAccount, Plan, Router
 from portal.payments import PROVIDERS
+from portal.services import hotspot_pages, tunnel
 from portal.services import routers as router_service
-from portal.services import tunnel
 from portal.services.script_text import (
     KitError,
     ScriptValueError,
@@ -111,6 +117,7 @@ class ScriptOptions:
 
     http_pap_profiles: tuple[str, ...] = ()  # server profiles whose login-by gains http-pap
     restrict_service: bool = False  # the API service listens only to Kiosque's address
+    keep_own_pages: bool = False  # the hotspot keeps its pages: no pages part, no page link
 
 
 def pap_candidates(router: Router) -> list[dict]:
@@ -137,11 +144,66 @@ def _walled_garden_entry(host: str) -> str:
     return f"/ip hotspot walled-garden ip add action=accept {target} comment={script_string(COMMENT)}"
 
 
+def pages_profiles(router: Router) -> list[dict]:
+    """The server profiles in use whose `html-directory` the last connection test read."""
+    return [p for p in router_service.server_profiles_in_use(router) if p.get("html_directory")]
+
+
+def pages_directory(router: Router) -> str:
+    """Where the script puts Kiosque's pages ("" when the profiles were never read)."""
+    profiles = pages_profiles(router)
+    return hotspot_pages.kiosque_directory(profiles[0]["html_directory"]) if profiles else ""
+
+
+def _html_directory_line(profile: str, directory: str) -> str:
+    return f"/ip hotspot profile set [find name={script_string(profile)}] html-directory={script_string(directory)}"
+
+
+def pages_lines(router: Router, pages_link: str) -> list[str]:
+    """Fetch every page through the one-time link, then switch the profiles to their directory."""
+    directory = pages_directory(router)
+    if not directory:
+        return []
+    return [
+        "# Kiosque: hotspot pages, in their own directory (the current pages stay where they are)",
+        *(f"/tool fetch url={script_string(page_url(pages_link, name))} dst-path={script_string(f'{directory}/{name}')}"
+          for name in hotspot_pages.PAGES),
+        *(_html_directory_line(p["name"], directory) for p in pages_profiles(router)),
+    ]
+
+
+def go_back_lines(router: Router) -> list[str]:
+    """The lines that give each profile its pages back, with the directory read before Kiosque's."""
+    profiles = pages_profiles(router)
+    before = hotspot_pages.remembered_directories(router.facts.get("html_directories_before", {}), profiles)
+    return [_html_directory_line(p["name"], before[p["name"]] or hotspot_pages.default_directory(p["html_directory"]))
+            for p in profiles]
+
+
+def pages_in_place(router: Router) -> bool:
+    profiles = pages_profiles(router)
+    return bool(profiles) and all(hotspot_pages.is_kiosque_directory(p["html_directory"]) for p in profiles)
+
+
+def pages_status(router: Router) -> str:
+    """One line for the kit page: are Kiosque's pages what the hotspot shows?"""
+    profiles = pages_profiles(router)
+    if not profiles:
+        return _("Kiosque ne sait pas encore où sont les pages du hotspot : testez la connexion au routeur, "
+                 "puis générez le script.")
+    if pages_in_place(router):
+        return _("Les pages de Kiosque sont en place : le hotspot utilise le dossier « %(directory)s ».",
+                 directory=profiles[0]["html_directory"])
+    return _("Le hotspot affiche encore ses propres pages (dossier « %(directory)s ») : le script installe celles "
+             "de Kiosque.", directory=", ".join(dict.fromkeys(p["html_directory"] for p in profiles)))
+
+
 def render_script(router: Router, password: str, options: ScriptOptions, *, kiosque_host: str,
-                  source: str, tunnel_part: list[str] | None = None) -> str:
+                  source: str, tunnel_part: list[str] | None = None, pages_part: list[str] | None = None) -> str:
     """The RouterOS script; running it twice leaves the router as running it once.
 
-    `tunnel_part` (a tunnelled router's WireGuard lines) replaces the API service lines.
+    `tunnel_part` (a tunnelled router's WireGuard lines) replaces the API service lines;
+    `pages_part` (`pages_lines`) comes last.
     """
     service = "api-ssl" if router.use_tls else "api"
     allowed = f" address={script_string(address_prefix(source))}" if source else ""
@@ -168,6 +230,7 @@ def render_script(router: Router, password: str, options: ScriptOptions, *, kios
         lines.append("# Kiosque: http-pap")
         lines += [f"/ip hotspot profile set [find name={script_string(name)}] "
                   f"login-by={_login_by_with_pap(router, name)}" for name in options.http_pap_profiles]
+    lines += pages_part or []
     lines.append(f":put {script_string(f'Kiosque: {router.name} OK')}")
     return "\n".join(lines) + "\n"
 
@@ -180,6 +243,7 @@ class SetupScript:
     password: str
     options: ScriptOptions
     token: str
+    pages_link: str  # the one-time link's token, in the script ("" when the owner keeps their pages)
 
 
 def tunnel_part(router: Router) -> list[str]:
@@ -196,20 +260,23 @@ def tunnel_part(router: Router) -> list[str]:
     )
 
 
-def _setup(router: Router, password: str, options: ScriptOptions) -> SetupScript:
+def _setup(router: Router, password: str, options: ScriptOptions, pages_link: str) -> SetupScript:
     lines = tunnel_part(router) if router.tunnelled else None
     script = render_script(router, password, options, kiosque_host=public_host(), source=source_address(router),
-                           tunnel_part=lines)
+                           tunnel_part=lines, pages_part=pages_lines(router, pages_link) if pages_link else None)
     token = crypto.encrypt(json.dumps({"router": router.id, "password": password,
                                        "http_pap": list(options.http_pap_profiles),
-                                       "restrict_service": options.restrict_service}))
-    return SetupScript(script=script, password=password, options=options, token=token)
+                                       "restrict_service": options.restrict_service,
+                                       "keep_own_pages": options.keep_own_pages, "pages_link": pages_link}))
+    return SetupScript(script=script, password=password, options=options, token=token, pages_link=pages_link)
 
 
 def new_setup(router: Router, options: ScriptOptions) -> SetupScript:
-    """Draw a new password for the `kiosque` user and write the script that creates it."""
+    """Draw a new password for the `kiosque` user and a new page link, and write the script that uses them."""
     password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-    return _setup(router, password, options)
+    pages_link = "" if options.keep_own_pages else hotspot_pages.issue_link(router)
+    db.session.commit()
+    return _setup(router, password, options, pages_link)
 
 
 def reopen_setup(router: Router, token: str) -> SetupScript:
@@ -218,19 +285,27 @@ def reopen_setup(router: Router, token: str) -> SetupScript:
         sealed = json.loads(crypto.decrypt(token))
     except (crypto.SecretUnreadable, ValueError):
         sealed = None
-    if not isinstance(sealed, dict) or sealed.get("router") != router.id:
+    if not isinstance(sealed, dict) or sealed.get("router") != router.id or "pages_link" not in sealed:
         raise KitError(_("Ce script n'est plus valable : générez-en un nouveau."))
     options = ScriptOptions(http_pap_profiles=tuple(sealed["http_pap"]),
-                            restrict_service=bool(sealed["restrict_service"]))
-    return _setup(router, sealed["password"], options)
+                            restrict_service=bool(sealed["restrict_service"]),
+                            keep_own_pages=bool(sealed["keep_own_pages"]))
+    return _setup(router, sealed["password"], options, sealed["pages_link"])
 
 
 def adopt_credentials(router: Router, setup: SetupScript) -> router_service.ConnectionReport:
-    """Switch the router to the `kiosque` user, only if the router accepts it (the script ran)."""
+    """Switch the router to the `kiosque` user, only if the router accepts it (the script ran).
+
+    The same test reads the profiles' `html-directory`: once Kiosque's pages are in place, the
+    page link is closed.
+    """
     router.api_username, router.api_password = API_USER, setup.password
     report = router_service.test_connection(router)  # commits the new credentials when it succeeds
     if not report.ok:
         db.session.rollback()
+    elif pages_in_place(router):
+        hotspot_pages.close_link(router)
+        db.session.commit()
     return report
 
 
@@ -246,6 +321,11 @@ def _public_url(endpoint: str, **values) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + url_for(endpoint, **values)
 
 
+def page_url(pages_link: str, name: str) -> str:
+    """Where the router fetches one file of its page set."""
+    return _public_url("public.hotspot_page", token=pages_link, name=name)
+
+
 def buy_url(router: Router, plan: Plan) -> str:
     """The router's plans page with this plan chosen, and the hotspot variables the router fills in."""
     return _public_url("shop.plans", slug=router.slug) + HOTSPOT_QUERY + f"&plan_id={plan.id}"
@@ -254,6 +334,13 @@ def buy_url(router: Router, plan: Plan) -> str:
 def retrieve_url() -> str:
     """The retrieval page, told which client asks (its limits are the client's own, not the hotspot's)."""
     return _public_url("shop.retrieve") + RETRIEVE_QUERY
+
+
+def login_page(router: Router, lang: str = "fr") -> str:
+    """The hotspot login.html: the owner's download and the first page of the set the script fetches."""
+    with force_locale(lang):
+        return render_template("owner/kit/hotspot_login.html", router=router, lang=lang,
+                               plan_links=plan_links(router), retrieve_url=retrieve_url())
 
 
 def _link(href: str, text: str) -> str:

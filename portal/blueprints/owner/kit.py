@@ -1,7 +1,7 @@
 """The setup kit (router script, login.html, buttons, webhook URLs) and the imports from the guide."""
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from wtforms.widgets import PasswordInput
 
@@ -31,7 +31,8 @@ bp.add_app_template_filter(setup_kit.hotspot_html, "hotspot_html")
 def _kit_page(router: Router, *, setup: setup_kit.SetupScript | None = None, error: str | None = None,
               status: int = 200):
     return render_template(
-        "owner/kit/kit.html", router=router, setup=setup, error=error,
+        "owner/kit/kit.html", router=router, setup=setup, error=error, pages_status=setup_kit.pages_status(router),
+        go_back_lines=setup_kit.go_back_lines(router),
         pap_candidates=setup_kit.pap_candidates(router), source_address=setup_kit.source_address(),
         tunnel_hub=tunnel.hub(), tunnel_unavailable=router_service.tunnel_unavailable(router),
         plan_snippets=setup_kit.plan_snippets(router), retrieve_snippet=setup_kit.retrieve_snippet(),
@@ -56,7 +57,8 @@ def generate(router_id: int):
     """Draw the `kiosque` user's password and show the script that creates it (once)."""
     router = load_router(router_id)
     options = setup_kit.ScriptOptions(http_pap_profiles=tuple(request.form.getlist("http_pap")),
-                                      restrict_service=bool(request.form.get("restrict_service")))
+                                      restrict_service=bool(request.form.get("restrict_service")),
+                                      keep_own_pages=bool(request.form.get("keep_own_pages")))
     return _kit_page(router, setup=setup_kit.new_setup(router, options))
 
 
@@ -82,12 +84,16 @@ def too_many_tests(_exc):
 @bp.post("/<id:router_id>/kit/confirm")
 @router_tests
 def confirm(router_id: int):
-    """The owner ran the script: Kiosque uses the `kiosque` user from now on, if the router takes it."""
+    """The owner ran the script: Kiosque uses the `kiosque` user from now on, if the router takes it.
+
+    Back on the kit page, which says whether the hotspot now shows Kiosque's pages.
+    """
     router = load_router(router_id)
     setup = setup_kit.reopen_setup(router, request.form.get("token", ""))
     report = setup_kit.adopt_credentials(router, setup)
     if report.ok:
-        return redirect(url_for("owner.routers.show", router_id=router.id))
+        flash(_("Le routeur accepte l'utilisateur « kiosque » : Kiosque l'utilise désormais."))
+        return redirect(url_for("owner.kit.show", router_id=router.id, _anchor="pages-status"))
     return _kit_page(router, setup=setup, error=report.error, status=502)
 
 
@@ -98,10 +104,7 @@ def login_page(router_id: int):
     lang = request.args.get("lang", "fr")
     if lang not in LOGIN_PAGE_LANGUAGES:
         abort(404)
-    with force_locale(lang):
-        page = render_template("owner/kit/hotspot_login.html", router=router, lang=lang,
-                               plan_links=setup_kit.plan_links(router), retrieve_url=setup_kit.retrieve_url())
-    return Response(page, mimetype="text/html",
+    return Response(setup_kit.login_page(router, lang), mimetype="text/html",
                     headers={"Content-Disposition": "attachment; filename=login.html"})
 
 
