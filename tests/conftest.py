@@ -36,6 +36,9 @@ from sandbox import ROUTER_EGRESS, demo, point_adapters_at
 from sandbox.providers import ProviderSandbox
 from sandbox.routeros import SandboxRouter
 
+# The browser fixtures (chromium, contexts, live, shots), in a module of their own.
+pytest_plugins = ("tests.browser",)
+
 ROUTER_PASSWORD = "r0uter-Secret!"
 # The suite runs on SQLite by default, on PostgreSQL when this names a database it may empty.
 DATABASE_URL = os.environ.get("KIOSQUE_TEST_DATABASE_URL")

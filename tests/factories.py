@@ -46,6 +46,18 @@ def make_account(owner: Owner, provider: str = "fedapay", *, offered_on: Router 
     return account
 
 
+def make_kit_router(**values) -> Router:
+    """A router as the setup kit reads it: a hotspot profile it knows, FedaPay, CinetPay and FeexPay
+    offered live, read back as a page reads it (accounts in the database's order)."""
+    owner = make_owner("kit@example.com", "kit-password")
+    router = make_router(owner, **{"name": "Maquis", "port": 8728, "api_password": "old-secret", "facts": {
+        "server_profiles": [{"name": "hsprof1", "dns_name": "wifi.net", "login_by": "cookie,http-chap"}]}, **values})
+    for provider in ("fedapay", "cinetpay", "feexpay"):
+        make_account(owner, provider, offered_on=router, environment="live", credentials="{}")
+    db.session.expire_all()
+    return router
+
+
 def make_order(router: Router | None = None, *, status: OrderStatus = OrderStatus.PENDING, **values) -> Order:
     """An order for the router's first plan (made if needed), through an account it offers."""
     router = router or make_router()

@@ -4,32 +4,23 @@ The app is served over real HTTP with the demo stage (sandbox router on a real T
 providers mounted in the app), as `make run` serves it; the browser clicks through the sandbox
 hotspot page, the plans, the providers' hosted pages and the order page, whose htmx polling (or,
 without JavaScript, its meta refresh) brings the ticket. tests/test_demo.py drives the same path
-with `requests`. Every step leaves a screenshot under test-artifacts/browser/<test>/.
+with `requests`. Every step leaves a screenshot under test-artifacts/browser/<test>/. The browser
+and the served app are tests/browser.py's fixtures.
 """
 
 import logging
 import re
-import shutil
-import threading
-from pathlib import Path
 
 import librouteros
 import pytest
-from playwright import sync_api
 from playwright.sync_api import expect
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus
 from sandbox import demo
+from tests.browser import BUYER, OWNER, Live, Shots
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, as in tests/test_login_page.py
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 PHONE = "2290197000000"
-BUYER = {"viewport": {"width": 360, "height": 740}, "locale": "fr-FR"}
-OWNER = {"viewport": {"width": 1280, "height": 800}, "locale": "fr-FR"}
 ONLINE_WAIT_MS = 15_000  # the order page polls every second; the ticket comes a moment after the payment
 TITLES = {"fedapay": "FedaPay", "cinetpay": "CinetPay", "feexpay": "FeexPay"}
 # How each payment option reads under its wallets on the plans page.
@@ -37,87 +28,10 @@ OPTIONS = {"fedapay": "sur la page de paiement FedaPay", "cinetpay": "sur la pag
            "feexpay": "validation sur votre téléphone"}
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args) -> None:
-        """One line per request would bury the failures."""
-
-
 @pytest.fixture
 def app_config(app_config):
     """The buyers' limits on, as in production (each test's app counts afresh)."""
     return {**app_config, "RATELIMIT_ENABLED": True}
-
-
-class Live:
-    """The app served on a loopback port with the demo stage."""
-
-    def __init__(self, base: str, stage: demo.Stage, providers):
-        self.base, self.stage, self.providers = base, stage, providers
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def latest_order(self) -> Order:
-        db.session.expire_all()  # the server's threads wrote it
-        return db.session.scalar(db.select(Order).order_by(Order.id.desc()))
-
-
-@pytest.fixture
-def live(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    base = f"http://127.0.0.1:{server.server_port}"
-    stage = demo.stage(app, base)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Live(base, stage, app.extensions["kiosque.provider_sandbox"])
-    finally:
-        app.extensions["kiosque.provider_sandbox"].drain(timeout=5)
-        server.shutdown()
-        thread.join(5)
-        stage.router_server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-class Shots:
-    """Full-page screenshots of each step, numbered in order, in the test's own folder."""
-
-    def __init__(self, folder: Path):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        self.folder, self.count = folder, 0
-
-    def __call__(self, page, step: str) -> None:
-        self.count += 1
-        page.screenshot(path=self.folder / f"{self.count:02d}-{step}.png", full_page=True)
-
-
-@pytest.fixture
-def shots(request) -> Shots:
-    return Shots(ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name).strip("-"))
-
-
-@pytest.fixture
-def contexts(chromium):
-    """New browser contexts (one per person), closed after the test."""
-    made = []
-
-    def new(**options):
-        context = chromium.new_context(**options)
-        context.set_default_timeout(10_000)
-        made.append(context)
-        return context
-
-    yield new
-    for context in made:
-        context.close()
 
 
 # -- the buyer's steps --------------------------------------------------------------------------

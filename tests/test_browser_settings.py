@@ -2,21 +2,19 @@
 server and uploads them on another (its own database), as a phone would, without any secret."""
 
 import json
-import threading
 
 import pytest
 from cryptography.fernet import Fernet
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.extensions import db
 from portal.models import Router
 from portal.services import accounts as account_service
 from portal.services import owners
+from tests.browser import BUYER, serve
 from tests.conftest import CREDENTIALS
 from tests.factories import make_owner, make_plan, make_router
-from tests.test_browser import BUYER, _QuietHandler, chromium, contexts, shots  # noqa: F401 (fixtures)
 
 PHONE = {**BUYER}  # the owner on a phone: 360 px wide, in French
 NETWORKS = "192.0.2.0/24"  # the operator's VPN on both servers (a documentation range)
@@ -25,13 +23,6 @@ NETWORKS = "192.0.2.0/24"  # the operator's VPN on both servers (a documentation
 @pytest.fixture
 def app_config(app_config) -> dict:
     return {**app_config, "ROUTER_ALLOWED_NETWORKS": NETWORKS}
-
-
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return server, thread, f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from portal.models import Router, utcnow
 from portal.services import hotspot_pages, setup_kit
 from portal.services.setup_kit import ScriptOptions, render_script
 from tests.conftest import SECRETS, add_tested_router, page_text, router_values
-from tests.test_setup_kit import make_router, read_literal, script_password
+from tests.factories import make_kit_router
+from tests.support import read_literal, script_password
 
 PUBLIC_URL = "https://kiosque.example.com"
 FETCH = re.compile(r'^/tool fetch url=("(?:[^"\\]|\\.)*") dst-path=("(?:[^"\\]|\\.)*")$')
@@ -41,7 +42,7 @@ def pages_part(script: str) -> list[str]:
 
 
 def test_script_fetches_every_page_then_switches_the_profile_last(app):
-    router = make_router(facts=profiles_facts(("hsprof1", "flash/hotspot")))
+    router = make_kit_router(facts=profiles_facts(("hsprof1", "flash/hotspot")))
     with app.test_request_context():
         part = setup_kit.pages_lines(router, "T0ken-_x")
         script = render_script(router, "pw", ScriptOptions(http_pap_profiles=()), kiosque_host="kiosque.example.com",
@@ -61,7 +62,7 @@ def test_script_fetches_every_page_then_switches_the_profile_last(app):
                                                 ("flash/mikhmon", "flash/kiosque"), ("mikhmon", "kiosque"),
                                                 ("kiosque", "kiosque"), ("flash/kiosque", "flash/kiosque")])
 def test_directory_next_to_the_current_one_and_the_same_once_switched(app, current, directory):
-    router = make_router(facts=profiles_facts(("hsprof1", current)))
+    router = make_kit_router(facts=profiles_facts(("hsprof1", current)))
     with app.test_request_context():
         assert setup_kit.pages_directory(router) == directory
         assert setup_kit.pages_lines(router, "t")[-1].endswith(f'html-directory="{directory}"')
@@ -70,7 +71,7 @@ def test_directory_next_to_the_current_one_and_the_same_once_switched(app, curre
 def test_every_profile_in_use_is_switched_and_given_its_own_way_back(app):
     facts = profiles_facts(("hsprof1", "flash/kiosque"), ("weird", "flash/mikhmon"), ("unused", "x"),
                            servers=("hsprof1", "weird"))  # "unused" serves no hotspot server
-    router = make_router(facts=facts | {"html_directories_before": {"hsprof1": "flash/hotspot"}})  # read before
+    router = make_kit_router(facts=facts | {"html_directories_before": {"hsprof1": "flash/hotspot"}})  # read before
     with app.test_request_context():
         switches = [line for line in setup_kit.pages_lines(router, "t") if line.startswith("/ip hotspot")]
     assert switches == ['/ip hotspot profile set [find name="hsprof1"] html-directory="flash/kiosque"',
@@ -82,7 +83,7 @@ def test_every_profile_in_use_is_switched_and_given_its_own_way_back(app):
 
 def test_hostile_profile_name_stays_inside_its_quotes(app):
     evil = 'p"] ; /system reboot ; :put ["$(x)?'
-    router = make_router(facts=profiles_facts((evil, "hotspot")))
+    router = make_kit_router(facts=profiles_facts((evil, "hotspot")))
     with app.test_request_context():
         part = setup_kit.pages_lines(router, "t")
     assert part[-1] == r'/ip hotspot profile set [find name="p\"] ; /system reboot ; :put [\"\$(x)\?"] ' \
@@ -94,7 +95,7 @@ def test_hostile_profile_name_stays_inside_its_quotes(app):
 def test_same_lines_for_routeros_6_and_7(app):
     """`/tool fetch url= dst-path=` and `html-directory` read the same on 6.4x and 7.x (docs/routeros.md)."""
     scripts = []
-    router = make_router(facts=profiles_facts(("hsprof1", "flash/hotspot")))
+    router = make_kit_router(facts=profiles_facts(("hsprof1", "flash/hotspot")))
     for version in ("6.49.10 (long-term)", "7.16.2 (stable)"):
         router.ros_version = version
         with app.test_request_context():
@@ -103,8 +104,8 @@ def test_same_lines_for_routeros_6_and_7(app):
 
 
 def test_no_pages_part_until_the_profiles_were_read(app):
-    unread = make_router(facts={"servers": [{"name": "hotspot1", "profile": "hsprof1"}],
-                                "server_profiles": [{"name": "hsprof1", "dns_name": "", "login_by": "cookie"}]})
+    unread = make_kit_router(facts={"servers": [{"name": "hotspot1", "profile": "hsprof1"}],
+                                    "server_profiles": [{"name": "hsprof1", "dns_name": "", "login_by": "cookie"}]})
     with app.test_request_context():
         assert setup_kit.pages_lines(unread, "t") == [] and setup_kit.go_back_lines(unread) == []
         assert "testez la connexion" in setup_kit.pages_status(unread)

@@ -21,10 +21,6 @@ from portal.models import Plan, Router
 from tests.conftest import ROUTER_PASSWORD, SECRETS, add_tested_router
 from tests.factories import make_account
 
-from playwright import sync_api
-
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, which .ci/run installs
-
 PUBLIC_URL = "https://kiosque.example.com"
 CLIENT = {"mac": "AA:BB:CC:00:11:22", "ip": "10.5.50.77", "server-name": "hotspot1", "link-orig": "http://example.com/"}
 
@@ -103,18 +99,9 @@ class FakeRouter:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(chromium):
+    """A page of its own in tests/browser.py's chromium."""
     context = chromium.new_context()
     yield context.new_page()
     context.close()

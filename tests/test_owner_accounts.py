@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import Order, PaymentAccount, Router
 from portal.services import owners
 from tests.conftest import CINETPAY, FEDAPAY, FEDAPAY_PUBLIC_KEY, FEEXPAY, Browser, page_text
-from tests.test_owner_forms_fuzz import expected_statuses
+from tests.support import expected_statuses
 
 PUBLIC_URL = "https://kiosque.example"
 

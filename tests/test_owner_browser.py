@@ -16,8 +16,8 @@ from portal.extensions import db
 from portal.models import Order, OrderStatus, Router
 from portal.services import owners
 from sandbox import demo
+from tests.browser import Live
 from tests.conftest import CLIENT_IP, CLIENT_MAC, Buyer, latest_order, wait_for
-from tests.test_browser import Live, chromium, contexts, live  # noqa: F401 (fixtures)
 
 AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = {360: 740, 1280: 800}

@@ -6,17 +6,12 @@ from hypothesis import strategies as st
 from portal.extensions import db
 from portal.models import Router
 from tests.conftest import router_values
+from tests.support import expected_statuses
 
 junk = st.text(max_size=40) | st.sampled_from(["", "0", "-1", "99999999999999999999", "1e3", "<b>x</b>", "\x00"])
 ROUTER_FIELDS = ("name", "host", "port", "api_username", "api_password", "hotspot_server", "dns_name",
                  "user_mode", "name_length", "charset", "prefix", "currency", "notify_email")
 PLAN_FIELDS = ("label", "profile", "price", "currency", "time_limit", "data_limit", "position")
-def expected_statuses(data: dict) -> tuple[int, ...]:
-    """Saved, or a form error; a NUL character (no keyboard types one) is refused outright."""
-    texts = [t for v in data.values() for t in (v if isinstance(v, list) else [v])]
-    return (302, 422, 400) if any("\x00" in t for t in texts) else (302, 422)
-
-
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -15,8 +15,8 @@ from portal.payments import get_provider
 from portal.payments.base import InvalidNotification, PaymentStatus, ProviderRejected
 from portal.payments.cinetpay import CinetPay
 from tests.conftest import CINETPAY, choose, follow_form, make_order
-from tests.test_payments_contract import deliver
 from tests.provider_signing import CINETPAY_SIGNED_FIELDS, cinetpay_x_token
+from tests.support import deliver
 
 HOOKS = "/webhooks/cinetpay"
 

@@ -28,11 +28,9 @@ import requests
 from babel.messages.pofile import read_po
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from werkzeug.wrappers import Request
 
 from portal.blueprints.owner.accounts import ENVIRONMENT_LABELS
 from portal.models import Order, PaymentAccount, WebhookEvent
-from portal.blueprints.webhooks import FORM_TYPES
 from portal.payments import PROVIDERS, api_url_defaults, find_network, get_provider, phones
 from portal.payments.base import (
     CheckoutSession,
@@ -55,12 +53,12 @@ from tests.conftest import (
     FEDAPAY_PUBLIC_KEY,
     FEEXPAY,
     Receiver,
-    Recorded,
     choose,
     free_port,
     make_order,
     parse_form,
 )
+from tests.support import deliver
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "portal" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
 PAID, FAILED, CANCELLED = PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.CANCELLED
@@ -154,16 +152,6 @@ def an_order(name: str, receiver: Receiver, **changes: object) -> OrderData:
 def hooks(name: str) -> str:
     """Where the `sandbox` fixture's accounts (and `an_order`) have the provider send notifications."""
     return f"/webhooks/{name}"
-
-
-def deliver(adapter: PaymentProvider, hook: Recorded, *, body: bytes | None = None,
-            headers: Mapping[str, str] | None = None) -> PaymentEvent:
-    """Hand a received notification to the adapter as portal/blueprints/webhooks.py does."""
-    sent = {k: v for k, v in (hook.headers if headers is None else headers).items() if k.lower() != "content-length"}
-    request = Request.from_values(method=hook.method, data=hook.body if body is None else body, headers=sent)
-    raw = request.get_data(cache=True)
-    form = request.form if request.mimetype in FORM_TYPES else None
-    return adapter.parse_notification(raw, request.headers, form)
 
 
 def returns_to(answer: requests.Response) -> str:

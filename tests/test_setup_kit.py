@@ -13,6 +13,8 @@ from portal.services import owners
 from portal.services import setup_kit
 from portal.services.setup_kit import ScriptOptions, ScriptValueError, hostname, render_script, script_string
 from tests.conftest import ROUTER_PASSWORD, add_tested_router, page_text, router_values
+from tests.factories import make_kit_router
+from tests.support import read_literal, script_password
 
 PURE = settings(deadline=None)  # pure functions, fast, but CI machines are shared
 PUBLIC_URL = "https://kiosque.example.com"
@@ -21,26 +23,6 @@ PUBLIC_URL = "https://kiosque.example.com"
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "PUBLIC_URL": PUBLIC_URL, "KIOSQUE_SOURCE_ADDRESS": "203.0.113.7"}
-
-
-def read_literal(literal: str) -> str:
-    """What RouterOS makes of a string literal written by `script_string` (the escapes it uses)."""
-    assert literal[0] == literal[-1] == '"'
-    body, out, i = literal[1:-1], bytearray(), 0
-    while i < len(body):
-        char = body[i]
-        assert char not in '"$?', f"unescaped {char!r} in {literal!r}"
-        if char != "\\":
-            out += char.encode()
-            i += 1
-        elif body[i + 1] in '\\"$?':
-            out += body[i + 1].encode()
-            i += 2
-        else:
-            assert re.fullmatch(r"[0-9A-F]{2}", body[i + 1:i + 3]), literal
-            out.append(int(body[i + 1:i + 3], 16))
-            i += 3
-    return out.decode()
 
 
 @pytest.mark.parametrize("value, literal", [
@@ -90,23 +72,8 @@ def test_hostname_refuses_anything_else(value):
         hostname(value)
 
 
-def make_router(**overrides) -> Router:
-    owner = owners.create_owner("kit@example.com", "kit-password")
-    values = {"owner": owner, "name": "Maquis", "host": "192.0.2.10", "port": 8728, "api_username": "admin",
-              "api_password": "old-secret", "facts": {"server_profiles": [
-                  {"name": "hsprof1", "dns_name": "wifi.net", "login_by": "cookie,http-chap"}]}}
-    router = Router(**{**values, **overrides})
-    db.session.add(router)
-    for provider, environment in (("fedapay", "live"), ("cinetpay", "live"), ("feexpay", "live")):
-        router.accounts.append(PaymentAccount(owner=owner, provider=provider, label=provider,
-                                              environment=environment, credentials="{}"))
-    db.session.commit()
-    db.session.expire_all()  # read back as a page reads it: accounts in the database's order
-    return router
-
-
 def test_script_for_a_known_router(app):
-    router = make_router()
+    router = make_kit_router()
     script = render_script(router, "Secret123", ScriptOptions(http_pap_profiles=("hsprof1",), restrict_service=True),
                            kiosque_host="kiosque.example.com", source="203.0.113.7")
     assert script == """\
@@ -136,7 +103,7 @@ def test_script_for_a_known_router(app):
 
 
 def test_script_variants_tls_sandbox_ip_host_no_source(app):
-    router = make_router(use_tls=True, port=8729)
+    router = make_kit_router(use_tls=True, port=8729)
     next(a for a in router.accounts if a.provider == "fedapay").environment = "sandbox"
     script = render_script(router, "pw", ScriptOptions(), kiosque_host="127.0.0.1", source="")
     assert "/ip service set api-ssl disabled=no\n" in script and "port=" not in script
@@ -148,7 +115,7 @@ def test_script_variants_tls_sandbox_ip_host_no_source(app):
 
 def test_hostile_names_and_profiles_stay_inside_their_quotes(app):
     evil = 'x"] ; /system reset-configuration ; :put ["$(y)?'
-    router = make_router(name='Evil" ; /system reboot ; :put "$x?', facts={"server_profiles": [
+    router = make_kit_router(name='Evil" ; /system reboot ; :put "$x?', facts={"server_profiles": [
         {"name": evil, "dns_name": "", "login_by": "cookie,http-chap"}]})
     script = render_script(router, "pw", ScriptOptions(http_pap_profiles=(evil,)), kiosque_host="kiosque.example.com",
                            source="")
@@ -167,13 +134,13 @@ def test_hostile_names_and_profiles_stay_inside_their_quotes(app):
     ({}, "hsprof1"),
 ])
 def test_http_pap_only_for_a_known_profile_with_known_methods(app, facts, profile):
-    router = make_router(facts=facts)
+    router = make_kit_router(facts=facts)
     with pytest.raises(ScriptValueError):
         render_script(router, "pw", ScriptOptions(http_pap_profiles=(profile,)), kiosque_host="k.example", source="")
 
 
 def test_hostile_hosts_and_names_are_refused(app):
-    router = make_router(name="line\nbreak")
+    router = make_kit_router(name="line\nbreak")
     with pytest.raises(ScriptValueError):
         render_script(router, "pw", ScriptOptions(), kiosque_host="k.example", source="")
     router.name = "Maquis"
@@ -191,10 +158,6 @@ def offer_account(router: Router, provider: str = "fedapay", environment: str = 
     router.accounts.append(account)
     db.session.commit()
     return account
-
-
-def script_password(page: str) -> str:
-    return re.search(r'/user set \[find name="kiosque"\] group="kiosque" password="([A-Za-z0-9]+)"', page).group(1)
 
 
 def test_kit_page_lists_what_to_install(browser, router_server):

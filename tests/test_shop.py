@@ -223,7 +223,7 @@ def test_the_phone_waiting_page_says_what_to_do_when_nothing_arrives(app, shop, 
     assert re.findall(r'name="plan_id" value="(\d+)"[^>]* checked', form) == [str(plan.id)]
     assert re.findall(r'name="account_id" value="(\d+)"[^>]* checked', form) == [str(feexpay.id)]
     assert payment_options(form)["feexpay"]["checked"] == ["moov"]
-    assert f'name="phone" inputmode="tel" autocomplete="tel" maxlength="20" value="+229 01 97 00 00 00"' in form  # as it reads
+    assert 'name="phone" inputmode="tel" autocomplete="tel" maxlength="20" value="+229 01 97 00 00 00"' in form  # as it reads
     assert f'name="mac" value="{CLIENT_MAC}"' in form and 'name="dst" value="http://example.com/"' in form
     assert re.search(r'name="intent" value="([^"]+)"', form).group(1) != order.intent  # a new order
 

@@ -21,12 +21,12 @@ from portal.config import ConfigurationError
 from portal.extensions import db, mail
 from portal.models import Router, RouterConnection, TunnelHub, utcnow
 from portal.routeros.client import RouterClient, RouterRefused
-from portal.services import keys, router_health, setup_kit, tunnel, worker
+from portal.services import keys, router_health, tunnel, worker
 from portal.services import routers as router_service
 from portal.services.tunnel import TunnelHealth
 from portal.wireguard import STALE_AFTER, KeyPair, PeerState
 from tests import routeros_wg
-from tests.conftest import ROUTER_PASSWORD, SECRETS, page_text, router_values
+from tests.conftest import SECRETS, page_text, router_values
 from tests.factories import make_account, make_owner, make_router
 
 NO_SERVER = SimpleNamespace(host="", port=8728)  # the router form without a sandbox router behind it
@@ -248,7 +248,7 @@ def test_a_tunnelled_routers_script_puts_it_on_the_hub(browser):
         endpoint="hub.example.net:51820", allowed_address=f"{HUB_ADDRESS}/32", keepalive_seconds=25,
         address=f"{router.tunnel_address}/24")
     assert "dst-port=8728" in script and "port=" not in script.replace("dst-port=", "").replace("endpoint-port=", "")
-    assert f'/user set [find name="kiosque"] group="kiosque" password=' in script
+    assert '/user set [find name="kiosque"] group="kiosque" password=' in script
     assert f'address="{HUB_ADDRESS}/32" disabled=no' in script  # the kiosque user logs in from the hub only
     assert all(line.startswith(("/ip service", "/ip firewall filter", "{:local kq", "/ip hotspot", "/user",
                                 ":if ([:len [/user", ":put")) for line in untranslated)
