@@ -22,6 +22,7 @@ import requests
 from cryptography.fernet import Fernet
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -78,7 +79,11 @@ def app_config(tmp_path) -> dict:
 
 @pytest.fixture
 def app(app_config):
-    app = create_app(app_config)
+    yield from with_test_database(create_app(app_config))
+
+
+def with_test_database(app: Flask) -> Iterator[Flask]:
+    """Run a fixture's app on an empty test database, emptied again after (for `yield from`)."""
     app.test_client_class = RequestContextClient
     with app.app_context():
         empty_database()

@@ -14,28 +14,16 @@ from werkzeug.serving import make_server
 import sandbox
 from portal.extensions import db
 from portal.models import Order, OrderStatus, Router
-from portal.routeros.client import close_all
 from portal.services import owners
 from sandbox import trial
-from tests.conftest import Browser, RequestContextClient, empty_database, free_port, page_text, register_ticket_secrets
+from tests.conftest import Browser, free_port, page_text, with_test_database
 
 ROUTER_PASSWORD = "trial-R0uter"
 
 
 @pytest.fixture
 def trial_app(app_config):
-    app = sandbox.create_app(app_config)
-    app.test_client_class = RequestContextClient
-    with app.app_context():
-        empty_database()
-        db.create_all()
-        yield app
-        db.session.rollback()
-        register_ticket_secrets()
-        db.session.remove()
-        db.engine.dispose()
-        empty_database()
-    close_all()
+    yield from with_test_database(sandbox.create_app(app_config))
 
 
 @pytest.fixture
