@@ -8,6 +8,7 @@ viewports) from here; the fixtures come by name, like conftest.py's.
 import re
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,12 @@ class Shots:
 
     def __call__(self, page, step: str) -> None:
         self.count += 1
-        page.screenshot(path=self.folder / f"{self.count:02d}-{step}.png", full_page=True)
+        try:
+            page.screenshot(path=self.folder / f"{self.count:02d}-{step}.png", full_page=True)
+        except sync_api.Error as exc:
+            # A screenshot is evidence, not an assertion: Chromium on a loaded machine sometimes
+            # cannot make the frame ("Unable to capture screenshot"); the test's checks still run.
+            warnings.warn(f"screenshot {step!r} not taken: {str(exc).splitlines()[0]}")
 
 
 @pytest.fixture
