@@ -2,22 +2,24 @@
 
 The real parts, each in a process of its own: Kiosque under gunicorn (gunicorn.conf.py) on
 PostgreSQL, one `flask worker`, the sandbox router (RouterOS API over TCP) and the sandbox
-providers (HTTP), both started by bench/sandbox_servers.py. This process plays FedaPay's
+providers (HTTP) and a mail server (SMTP, aiosmtpd) for the owners' sale emails, all started by
+bench/sandbox_servers.py. This process plays FedaPay's
 notifier: `--senders` threads, each with its own connection to Kiosque, send the signed
 `transaction.approved` webhooks at the offered rate; Kiosque then asks the sandbox provider's
-status API, makes the hotspot user on the sandbox router and logs the client in.
+status API, makes the hotspot user on the sandbox router, logs the client in and emails the owner.
 
 Each step offers one rate for `--hold` seconds. Before it, untimed, its orders are bought through
 the buy form and their payments approved at the sandbox provider with notifications off (this
 process sends them instead). The worker's poll of quiet pending orders is pushed past the run
 (PORTAL_WORKER_POLL_AFTER) so that no order is found paid before its webhook. After the step, up
-to `--drain` seconds for the last tickets. Per step:
+to `--drain` seconds for the last tickets and their emails. Per step:
 
 - webhook → ticket from Kiosque's own records (the webhook's received_at, the ticket's
   created_on_router_at), and from the sender's clock (the request leaving, to the same
   created_on_router_at), which also counts time queued in gunicorn before Kiosque's code runs;
 - tickets/s achieved, lost (approved, no ticket after the drain), duplicated (more than one
-  hotspot user on the router for one order, read over the RouterOS API);
+  hotspot user on the router for one order, read over the RouterOS API), and tickets whose
+  owner had no sale email by the end of the drain;
 - CPU per process over the step, from /proc/<pid>/stat (utime + stime), in % of one core: the
   gunicorn workers, the worker, PostgreSQL's backends for this database, the sandboxes and this
   process; with the whole machine's busy share, since other work may share it.
@@ -431,6 +433,7 @@ class Step:
     failed_answers: int = 0
     lost: int = 0
     duplicated: int = 0
+    unmailed: int = 0  # tickets whose owner got no sale email by the end of the drain
     drained_in: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     machine: float = 0.0
@@ -445,12 +448,12 @@ class Step:
 
 
 def wait_for_tickets(app, ids: list[int], drain: float) -> float:
-    """Seconds until every order is provisioned, or `drain` if some never are."""
+    """Seconds until every order is provisioned and its owner emailed, or `drain` if some never are."""
     started = time.monotonic()
     with app.app_context():
         while time.monotonic() - started < drain:
             done = db.session.scalar(db.select(db.func.count(Order.id)).where(
-                Order.id.in_(ids), Order.status == OrderStatus.PROVISIONED))
+                Order.id.in_(ids), Order.status == OrderStatus.PROVISIONED, Order.email_sent_at.is_not(None)))
             db.session.remove()
             if done == len(ids):
                 break
@@ -468,6 +471,8 @@ def measure(app, step: Step, sent: list[Sent], router: RouterAddress) -> None:
             db.select(Ticket.order_id, Ticket.created_on_router_at).where(Ticket.order_id.in_(ids))).all())
         provisioned = set(db.session.scalars(db.select(Order.id).where(
             Order.id.in_(ids), Order.status == OrderStatus.PROVISIONED)))
+        emailed = db.session.scalar(db.select(db.func.count(Order.id)).where(
+            Order.id.in_(ids), Order.email_sent_at.is_not(None)))
         db.session.remove()
     made = []
     for s in sent:
@@ -484,6 +489,7 @@ def measure(app, step: Step, sent: list[Sent], router: RouterAddress) -> None:
     step.answer = [(s.answered - s.sent) * 1000 for s in sent if s.answered]
     step.failed_answers = sum(1 for s in sent if not 200 <= s.status < 300)
     step.lost = len(ids) - len(provisioned)
+    step.unmailed = len(provisioned) - emailed
     sends = [s.sent for s in sent if s.sent]
     if len(sends) > 1:
         step.sent_rate = (len(sends) - 1) / (max(sends) - min(sends))
@@ -520,12 +526,12 @@ def latency_cells(values: list[float]) -> str:
 
 def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None:
     print("| offered /s | sent /s | tickets /s | webhook→ticket (Kiosque) p50 | p95 | p99 "
-          "| sent→ticket (sender) p50 | p95 | p99 | answer p95 | non-2xx | lost | duplicated | held |")
-    print("|---" * 14 + "|")
+          "| sent→ticket (sender) p50 | p95 | p99 | answer p95 | non-2xx | lost | duplicated | no email | held |")
+    print("|---" * 15 + "|")
     for s in steps:
         print(f"| {s.rate:g} | {s.sent_rate:.1f} | {s.tickets_rate:.1f} | {latency_cells(s.kiosque)} "
               f"| {latency_cells(s.sender)} | {percentile(s.answer, 0.95) if s.answer else 0:.0f} "
-              f"| {s.failed_answers} | {s.lost} | {s.duplicated} | {'yes' if s.held(p95_limit) else 'no'} |")
+              f"| {s.failed_answers} | {s.lost} | {s.duplicated} | {s.unmailed} | {'yes' if s.held(p95_limit) else 'no'} |")
     print()
     print("CPU over each step, in % of one core; machine: busy share of all cores; other work: the"
           " machine's busy time not used by the processes listed, in % of one core:")
@@ -653,7 +659,7 @@ def stage(args: argparse.Namespace, orders: int, processes: dict[str, subprocess
     processes["sandbox router"], router_at = start_sandbox(
         "router", "--password", password, "--hosts", str(orders), "--latency", str(args.router_latency / 1000))
     config = {"SECRET_KEY": "bench-secret", "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-              "SQLALCHEMY_DATABASE_URI": args.database, "PUBLIC_URL": base, "MAIL_SUPPRESS_SEND": True,
+              "SQLALCHEMY_DATABASE_URI": args.database, "PUBLIC_URL": base,
               "RATELIMIT_ENABLED": False, "WORKER_POLL_AFTER": 24 * 3600, **ROUTER_EGRESS}
     app = create_app({**config, "ENV": "bench", "LOG_LEVEL": "WARNING"})
     with app.app_context():
@@ -665,6 +671,8 @@ def stage(args: argparse.Namespace, orders: int, processes: dict[str, subprocess
         slug, plan_id, account_id, address = router.slug, router.plans[0].id, account.id, router_address(router)
         db.session.remove()
     processes["sandbox providers"], providers = start_sandbox("providers", "--fedapay-webhook", webhook)
+    processes["sandbox mail"], mailbox = start_sandbox("mail")  # the owners' sale emails go there
+    config.update(mailbox["settings"])
     # This process sends the notifications itself, from its own connections.
     requests.post(f"{providers['base_url']}/control/knobs", json={"lose_notifications": True},
                   timeout=HTTP_TIMEOUT).raise_for_status()
@@ -725,7 +733,7 @@ def run_step(args: argparse.Namespace, st: Stage, shop: Shop, rate: float, group
     step.drained_in = wait_for_tickets(st.app, [p.order_id for p in payments], args.drain)
     measure(st.app, step, sent, st.router)
     say(f"{rate:g}/s: tickets {step.tickets_rate:.1f}/s, p95 Kiosque {p95(step.kiosque):.0f} ms, "
-        f"sender {p95(step.sender):.0f} ms, lost {step.lost}, duplicated {step.duplicated}, "
+        f"sender {p95(step.sender):.0f} ms, lost {step.lost}, duplicated {step.duplicated}, no email {step.unmailed}, "
         f"non-2xx {step.failed_answers}, drained in {step.drained_in:.1f} s; "
         + ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items()))
     return step
@@ -776,7 +784,8 @@ def main() -> None:
             return {"web workers": sorted(children(web.pid)), "web master": [web.pid],
                     "worker": [processes["worker"].pid], "PostgreSQL (kiosque_bench)": ours,
                     "PostgreSQL (server)": others, "sandbox providers": [processes["sandbox providers"].pid],
-                    "sandbox router": [processes["sandbox router"].pid], "load generator": [os.getpid()]}
+                    "sandbox router": [processes["sandbox router"].pid],
+                    "sandbox mail": [processes["sandbox mail"].pid], "load generator": [os.getpid()]}
 
         threads = args.threads or os.environ.get("GUNICORN_THREADS") or runpy.run_path(str(ROOT / "gunicorn.conf.py"))["threads"]
         say(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; "

@@ -1,4 +1,4 @@
-"""The sandbox router or the sandbox providers, served alone in this process for the load benchmark.
+"""The sandbox router, providers or mailbox, served alone in this process for the load benchmark.
 
 Run in processes of their own, they do not share a GIL with the load generator nor with each
 other, and their CPU use can be read apart. Each prints one JSON line saying where it listens,
@@ -7,6 +7,7 @@ servers stop too).
 
     python bench/sandbox_servers.py router --password PASS [--latency 0.0] [--hosts 30000]
     python bench/sandbox_servers.py providers --fedapay-webhook URL
+    python bench/sandbox_servers.py mail
 """
 
 import argparse
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from sandbox import demo  # noqa: E402
+from sandbox.mail import Mailbox  # noqa: E402
 from sandbox.providers import ProviderSandbox  # noqa: E402
 from sandbox.routeros import SandboxRouter  # noqa: E402
 
@@ -55,6 +57,16 @@ def serve_providers(args: argparse.Namespace) -> None:
         providers.stop()
 
 
+def serve_mail(args: argparse.Namespace) -> None:
+    """An SMTP server for the owners' sale emails, standing in for the operator's mail relay."""
+    mailbox = Mailbox().start()
+    announce({"settings": mailbox.settings()})
+    try:
+        sys.stdin.read()
+    finally:
+        mailbox.stop()
+
+
 def announce(where: dict) -> None:
     print(json.dumps(where), flush=True)
 
@@ -68,8 +80,9 @@ def main() -> None:
     router.add_argument("--hosts", type=int, default=0, help="hotspot hosts to create (client addresses)")
     providers = roles.add_parser("providers")
     providers.add_argument("--fedapay-webhook", required=True, help="where FedaPay notifications go")
+    roles.add_parser("mail")
     args = parser.parse_args()
-    serve_router(args) if args.role == "router" else serve_providers(args)
+    {"router": serve_router, "providers": serve_providers, "mail": serve_mail}[args.role](args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ class Mailbox:
     """An SMTP server on a free loopback port that keeps the messages it receives."""
 
     def __init__(self) -> None:
-        self.messages: deque[EmailMessage] = deque(maxlen=KEPT)
+        self.received: deque[bytes] = deque(maxlen=KEPT)  # raw: read only when someone looks
         self.host = "127.0.0.1"
         with socket.socket() as probe:  # aiosmtpd checks its server by connecting: it needs a real port
             probe.bind((self.host, 0))
@@ -34,8 +34,12 @@ class Mailbox:
         self._controller = Controller(self, hostname=self.host, port=self.port)
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email_policy))
+        self.received.append(envelope.content)
         return "250 OK"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(raw, policy=email_policy) for raw in self.received]
 
     def start(self) -> "Mailbox":
         self._controller.start()
