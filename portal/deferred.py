@@ -1,7 +1,8 @@
 """Work that should not hold up a response: done right after it is sent, in the same process.
 
-A provider waits for our answer to its webhook, and a buyer for the order page; the owner's
-email can go a moment later. If the process dies in between, the worker sends it.
+A provider waits for our answer to its webhook, and an owner for the page; an email about a
+router's health or the owner's account can go a moment later. Only for what may be lost with the
+process (the owner asks again) or that the worker catches up; sale emails are the worker's alone.
 """
 
 from collections.abc import Callable

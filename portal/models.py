@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -284,7 +284,13 @@ def order_code() -> str:
 class Order(db.Model):
     """A buyer's purchase of a plan. Amount and terms are copied from the plan when it is made."""
 
-    __table_args__ = (UniqueConstraint("account_id", "provider_ref"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "provider_ref"),
+        # The worker's queue of sale emails to send: a few rows among every sale ever made.
+        Index("ix_order_email_due", "email_attempts", "id",
+              postgresql_where=text("status = 'provisioned' AND email_sent_at IS NULL"),
+              sqlite_where=text("status = 'provisioned' AND email_sent_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True, default=order_code)
@@ -326,6 +332,8 @@ class Order(db.Model):
     failure_reason: Mapped[FailureReason | None] = mapped_column(text_enum(FailureReason, 20))
     email_sent_at: Mapped[datetime | None]
     email_attempts: Mapped[int] = mapped_column(default=0)
+    # When the last attempt was claimed: another worker leaves the order alone until it has surely ended.
+    email_attempted_at: Mapped[datetime | None]
     stuck_alerted_at: Mapped[datetime | None]  # the owner was told this paid order has no ticket yet
 
     router: Mapped[Router] = relationship()

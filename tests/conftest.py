@@ -535,8 +535,15 @@ class MailServer:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.envelopes = []
-        self.logins: list[str] = []
+        self.logins: list[str] = []  # one per session: the app always logs in
+        self.refused: set[str] = set()  # recipients answered "no such mailbox"
         self._controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.refused:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.envelopes.append(envelope)

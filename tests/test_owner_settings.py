@@ -121,7 +121,6 @@ def test_a_daily_summary_instead_of_one_email_per_sale_sent_once(app, smtp):
     other = make_owner("each@example.com")  # one email per sale: no summary
     paid_yesterday(other, 300, 10)
 
-    assert notifications.send_sale_email(first) is False  # left to the summary
     assert notifications.send_daily_summaries(morning(6)) == 0  # before DAILY_SUMMARY_HOUR
     assert not smtp.envelopes
 
@@ -139,8 +138,8 @@ def test_a_daily_summary_instead_of_one_email_per_sale_sent_once(app, smtp):
         OrderEvent.order_id == first.id, OrderEvent.kind == EventKind.SALE_EMAIL_SENT)) \
         == "daily summary to daily@example.com"
     assert fresh_owner("daily@example.com").summary_day == datetime.now(ZONE).date() - timedelta(days=1)
-    # The per-sale retry leaves daily owners' sales to their summaries.
-    assert notifications.retry_unsent_sale_emails() == 1  # the other owner's sale only
+    # The per-sale emails leave daily owners' sales to their summaries.
+    assert notifications.send_sale_emails() == 1  # the other owner's sale only
     assert [e.rcpt_tos for e in smtp.envelopes[1:]] == [["each@example.com"]]
 
 

@@ -1,12 +1,13 @@
 """The owner's email for each sale or a daily summary, alerts, and account emails: sent without
 ever holding up or breaking a payment.
 
-A sale email is sent after the sale is committed, unless the owner chose a daily summary: the
-worker then sends one email a day with the day before's sales (`send_daily_summaries`). Every sending failure is caught, logged and
-recorded on the order, and the worker tries again later (`retry_unsent_sale_emails`).
+Sale emails are the worker's: a paid webhook records the sale, and the worker's next sweep sends
+the emails due over one SMTP session (`send_sale_emails`), unless the owner chose a daily summary,
+one email a day with the day before's sales (`send_daily_summaries`). Every sending failure is
+caught, logged and recorded on the order, and a later sweep tries again.
 
 Flask-Mail 0.10 opens its SMTP connection without a timeout, so a mail server that accepts the
-connection and then stays silent would hold the payment request for ever. `_TimedConnection` is
+connection and then stays silent would hold the worker for ever. `_TimedConnection` is
 Flask-Mail's own connection with `configure_host` redone to pass MAIL_TIMEOUT. Everything else
 stays Flask-Mail's: `Message`, the MAIL_* settings, MAIL_SUPPRESS_SEND (on by default under
 TESTING) and `mail.record_messages()` for tests.
@@ -16,28 +17,35 @@ import logging
 import smtplib
 import ssl
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from flask import current_app, render_template
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
 from flask_mail import BadHeaderError, Connection, Message
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.formatting import price, provider_title, sale_channel
-from portal.models import EventKind, Order, OrderEvent, OrderStatus, Owner, SaleEmail, utcnow
+from portal.models import EventKind, Order, OrderEvent, OrderStatus, Owner, Router, SaleEmail, utcnow
 from portal.services import dashboard
 
 log = logging.getLogger(__name__)
 
 MAX_SALE_EMAIL_ATTEMPTS = 10
-# Bounds the time one SMTP session can take (each exchange is bounded by MAIL_TIMEOUT): connect,
-# EHLO, STARTTLS and its handshake, EHLO again, AUTH, MAIL, RCPT, DATA, the message, QUIT.
+SALE_EMAIL_BATCH = 100  # sale emails sent per SMTP session
+SALE_EMAIL_BATCHES = 20  # sessions per sweep at most: 2,000 sales told every WORKER_INTERVAL
+# A claimed sale email attempt lasts this many exchanges (each bounded by MAIL_TIMEOUT): enough for
+# a session to open (connect, EHLO, STARTTLS and its handshake, EHLO again, AUTH) and send.
 SMTP_EXCHANGES = 12
 # smtplib raises SMTPException (an OSError itself) or a plain OSError, which includes
 # socket.timeout (TimeoutError); Flask-Mail raises BadHeaderError for a line break in a header.
 SEND_ERRORS = (smtplib.SMTPException, OSError, BadHeaderError)
+# A message refused on its own, the session still usable for the next (smtplib resets it).
+MESSAGE_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, BadHeaderError)
+MESSAGE_EXCHANGES = 4  # MAIL, RCPT, DATA, the message
 
 
 class _TimedConnection(Connection):
@@ -140,42 +148,101 @@ def _send_account_email(owner: Owner, recipient: str, subject: str, body: str, w
     return True
 
 
-def send_sale_email(order: Order) -> bool:
-    """Tell the owner about a sale, once. Call it after the sale is committed: it never raises.
+def send_sale_emails(batches: int = SALE_EMAIL_BATCHES) -> int:
+    """Email owners the sales not yet told, SALE_EMAIL_BATCH per SMTP session, at most `batches`
+    sessions; returns how many went out. For the worker.
 
-    True when the email has been sent, now or earlier. False when it could not be: the attempt is
-    recorded on the order and `retry_unsent_sale_emails` tries again later.
+    A paid webhook only records the sale: neither a provider's callback nor a buyer's page waits on
+    a mail server, and a burst of sales costs a session per batch, not one each.
     """
-    if order.email_sent_at is not None:
-        return True
-    if order.router.owner.sale_email == SaleEmail.DAILY:
-        return False  # the daily summary tells of it
-    # Claim the attempt: of two callers that saw the same count, only one sends.
-    claimed = db.session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.email_sent_at.is_(None), Order.email_attempts == order.email_attempts)
-        .values(email_attempts=Order.email_attempts + 1)
-    ).rowcount
+    sent = 0
+    for _batch in range(batches):
+        went, full = _send_batch()
+        sent += went
+        if not full or not went:  # all sent, or the mail server is failing: the next sweep goes on
+            break
+    return sent
+
+
+def _send_batch() -> tuple[int, bool]:
+    """Send one batch over one session; (how many went out, whether the batch was full).
+
+    The orders are claimed first (their attempt counted and timed), so several workers never send one twice; the session
+    ends before the claim could lapse. A message refused alone (a bad address) is recorded and the
+    others go on; when the session itself fails, the order it was on is recorded and the ones not
+    tried are given back for the next sweep. A failed order is tried again once its claim is over.
+    """
+    hold = timedelta(seconds=SMTP_EXCHANGES * current_app.config["MAIL_TIMEOUT"])
+    now = utcnow()
+    due = (Order.status == OrderStatus.PROVISIONED, Order.email_sent_at.is_(None),
+           Order.email_attempts < MAX_SALE_EMAIL_ATTEMPTS,
+           or_(Order.email_attempted_at.is_(None), Order.email_attempted_at < now - hold))
+    ids = db.session.scalars(
+        select(Order.id).join(Owner, Order.owner_id == Owner.id).where(*due, Owner.sale_email == SaleEmail.EACH)
+        .order_by(Order.email_attempts, Order.id).limit(SALE_EMAIL_BATCH)).all()
+    if not ids:
+        return 0, False
+    claimed = db.session.scalars(
+        update(Order).where(Order.id.in_(ids), *due)
+        .values(email_attempts=Order.email_attempts + 1, email_attempted_at=now)
+        .returning(Order.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
-    if not claimed:
-        return order.email_sent_at is not None
-    router = order.router
-    recipient = router.notify_email or router.owner.email
+    orders = db.session.scalars(
+        select(Order).where(Order.id.in_(claimed)).order_by(Order.email_attempts, Order.id)
+        .options(joinedload(Order.router).joinedload(Router.owner), joinedload(Order.ticket))
+        .execution_options(populate_existing=True)).unique().all()  # as claimed, not as the session had them
+    sent, failed = _send_sales(orders, deadline=monotonic() + hold.total_seconds())
+    _record_sales(orders, sent, failed)
+    return len(sent), len(ids) == SALE_EMAIL_BATCH
+
+
+def _send_sales(orders: list[Order], deadline: float) -> tuple[dict[int, str], dict[int, str]]:
+    """Send the orders' emails over one session until `deadline`; (recipient, reason) by order id."""
+    sent: dict[int, str] = {}
+    failed: dict[int, str] = {}
+    message_time = MESSAGE_EXCHANGES * current_app.config["MAIL_TIMEOUT"]
+    current = None
     try:
-        _deliver(_sale_message(order, recipient))
-    except SEND_ERRORS as exc:
-        reason = _reason(exc)
-        db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_NOT_SENT, detail=reason[:500],
-                                  facts={"attempt": order.email_attempts}))
-        db.session.commit()
-        log.warning("sale email for order %s to %s not sent (attempt %s): %s",
-                    order.id, recipient, order.email_attempts, reason)
-        return False
-    order.email_sent_at = utcnow()
-    db.session.add(OrderEvent(order_id=order.id, kind=EventKind.SALE_EMAIL_SENT, facts={"to": recipient}))
+        with _TimedConnection(current_app.extensions["mail"]) as connection:
+            for current in orders:
+                if monotonic() + message_time > deadline:
+                    break  # the rest would go after their claim lapsed: they are given back
+                recipient = current.router.notify_email or current.router.owner.email
+                try:
+                    connection.send(_sale_message(current, recipient))
+                except MESSAGE_ERRORS as exc:
+                    failed[current.id] = _reason(exc)
+                    continue
+                sent[current.id] = recipient
+    except SEND_ERRORS as exc:  # the session failed: on the order it was sending, or before the first
+        at_fault = current or orders[0]
+        if at_fault.id not in sent and at_fault.id not in failed:  # not a failure of the closing QUIT
+            failed[at_fault.id] = _reason(exc)
+    return sent, failed
+
+
+def _record_sales(orders: list[Order], sent: dict[int, str], failed: dict[int, str]) -> None:
+    """Mark the sent emails, record the failures, and give the untried orders back; one transaction."""
+    now = utcnow()
+    if sent:
+        db.session.execute(update(Order).where(Order.id.in_(sent)).values(email_sent_at=now)
+                           .execution_options(synchronize_session=False))
+    events = [{"order_id": i, "at": now, "kind": EventKind.SALE_EMAIL_SENT, "detail": "", "facts": {"to": to}}
+              for i, to in sent.items()]
+    attempts = {o.id: o.email_attempts for o in orders}
+    events += [{"order_id": i, "at": now, "kind": EventKind.SALE_EMAIL_NOT_SENT, "detail": reason[:500],
+                "facts": {"attempt": attempts[i]}} for i, reason in failed.items()]
+    if events:
+        db.session.execute(insert(OrderEvent), events)
+    untried = [o.id for o in orders if o.id not in sent and o.id not in failed]
+    if untried:
+        db.session.execute(update(Order).where(Order.id.in_(untried), Order.email_sent_at.is_(None))
+                           .values(email_attempts=Order.email_attempts - 1, email_attempted_at=None)
+                           .execution_options(synchronize_session=False))
     db.session.commit()
-    log.info("sale email for order %s sent to %s (attempt %s)", order.id, recipient, order.email_attempts)
-    return True
+    for order_id, reason in failed.items():
+        log.warning("sale email for order %s not sent (attempt %s): %s", order_id, attempts[order_id], reason)
+    log.info("sale emails: %s sent, %s not sent, %s left for the next sweep", len(sent), len(failed), len(untried))
 
 
 def _sale_message(order: Order, recipient: str) -> Message:
@@ -220,30 +287,6 @@ def _owner_locale(locale: str) -> str:
     """The owner's language if the app speaks it, else the default (French)."""
     config = current_app.config
     return locale if locale in config["LANGUAGES"] else config["BABEL_DEFAULT_LOCALE"]
-
-
-def retry_unsent_sale_emails(limit: int = 50) -> int:
-    """Try again the sale emails that could not be sent; returns how many went out. For the worker."""
-    # An order provisioned just now is left to its own first attempt, which may still be talking
-    # to the mail server: retrying it now could send a second email for the same sale.
-    settled = utcnow() - timedelta(seconds=SMTP_EXCHANGES * current_app.config["MAIL_TIMEOUT"])
-    pending = db.session.scalars(
-        select(Order).join(Owner, Order.owner_id == Owner.id)
-        .where(Order.status == OrderStatus.PROVISIONED, Order.email_sent_at.is_(None),
-               Owner.sale_email == SaleEmail.EACH,
-               Order.email_attempts < MAX_SALE_EMAIL_ATTEMPTS, Order.provisioned_at < settled)
-        .order_by(Order.email_attempts, Order.id)
-        .limit(limit)
-    ).all()
-    sent = 0
-    for order in pending:
-        if not send_sale_email(order):
-            # Most often the mail server itself is at fault: the others wait for the next sweep
-            # rather than for a timeout each. Fewest attempts first, so a bad address soon moves
-            # to the back of the queue.
-            break
-        sent += 1
-    return sent
 
 
 # -- the daily summary ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ For an order, under its claim (see order_state), in three transactions:
 2. the user is added on the router; the ticket is recorded as created while the claim is
    renewed, which proves nobody took the order over;
 3. the client's device is logged in from the server side, and the order becomes provisioned
-   under the same claim; the owner's email goes after the response.
+   under the same claim; the worker emails the owner at its next sweep (notifications).
 
 A retry (a new claim after a router error, a crash, or a lapsed claim) reuses the saved
 credentials and asks the router first: a user with that name and our comment is ours (an
@@ -27,7 +27,7 @@ from portal.extensions import db
 from portal.models import EventKind, Order, OrderStatus, Plan, Router, Ticket, TicketStatus, utcnow
 from portal.routeros import credentials
 from portal.routeros.client import NameCollisions, RouterClient, RouterCommandError, RouterError, router_client
-from portal.services import notifications, router_health
+from portal.services import router_health
 from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
 from portal.services.routers import failure_facts, router_address
 
@@ -118,8 +118,6 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
             record(order, EventKind.CLIENT_LOGGED_IN)
         record(order, EventKind.PROVISIONED, router=router.name)
     db.session.commit()
-    if order.status == OrderStatus.PROVISIONED:
-        deferred.after_response(_email_owner, order.id)
 
 
 def _tell_owner(router: Router, change: router_health.Change | None, failure: dict | None = None) -> None:
@@ -142,12 +140,6 @@ def retry_now(order: Order) -> None:
     record(order, EventKind.RETRY_ASKED)
     db.session.commit()
     provision_order(order)
-
-
-def _email_owner(order_id: int) -> None:
-    order = db.session.get(Order, order_id)
-    if order is not None:
-        notifications.send_sale_email(order)
 
 
 # -- cash sales -----------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def sweep(lanes: Lanes | None = None, *, wait_for_all: bool = False) -> SweepRep
     finally:
         if own:
             lanes.close(wait_for_running=True)
-    report.emails = notifications.retry_unsent_sale_emails() + notifications.send_daily_summaries()
+    report.emails = notifications.send_sale_emails() + notifications.send_daily_summaries()
     report.alerts += alert_stuck_orders()
     return report
 
