@@ -1,9 +1,11 @@
 """Owners' payment accounts, and the adapter that talks to each one's provider."""
 
 import json
+import os
 from http.cookiejar import DefaultCookiePolicy
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.request import getproxies
 
 import requests
 from flask import current_app
@@ -21,6 +23,9 @@ from portal.payments.base import PaymentProvider, ProviderRejected, ProviderUnav
 # It keeps no cookies, so nothing one owner's call receives is sent with another's.
 _http = requests.Session()
 _http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+# requests reads the proxy and CA bundle variables and ~/.netrc again at every call: unless the
+# environment names a proxy or a CA bundle at start, there is nothing to find, and calls skip it.
+_http.trust_env = bool(getproxies() or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
 
 
 def provider_for(account: PaymentAccount) -> PaymentProvider:
