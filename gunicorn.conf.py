@@ -45,8 +45,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or min(max(2, cores()), MAX_WORK
 # router round trips, so threads x workers bounds webhooks/s x the seconds each takes.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS") or 8)
-# The longest request: a webhook that checks the payment (10 s), makes the ticket on the router
-# (connect, add, active login: 5 s each at worst) and sends the sale email (10 s per exchange).
+# The longest request: a webhook that checks the payment (10 s) and makes the ticket on the router
+# (connect, add, active login: 5 s each at worst); the sale email is the worker's.
 timeout = 60  # a worker silent this long is restarted
 graceful_timeout = 60  # on restart or stop, requests in progress get this long to finish
 keepalive = 5
