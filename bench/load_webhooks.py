@@ -524,6 +524,10 @@ def latency_cells(values: list[float]) -> str:
     return " | ".join(f"{percentile(values, q):.0f}" for q in (0.5, 0.95, 0.99))
 
 
+# What a deployment runs: the rest stands in for the providers, the router, the mail relay and the notifier.
+KIOSQUE_PARTS = ("web workers", "web master", "worker", "PostgreSQL (kiosque_bench)", "PostgreSQL (server)")
+
+
 def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None:
     print("| offered /s | sent /s | tickets /s | webhook→ticket (Kiosque) p50 | p95 | p99 "
           "| sent→ticket (sender) p50 | p95 | p99 | answer p95 | non-2xx | lost | duplicated | no email | held |")
@@ -539,14 +543,17 @@ def print_tables(steps: list[Step], p95_limit: float, labels: list[str]) -> None
     labels = [label for label in labels if any(s.cpu.get(label) for s in steps)] or labels
     print("| offered /s | " + " | ".join(labels) + " | busiest web worker | connections per web worker "
           "| web workers in the kernel "
-          "| all of these | CPU ms per ticket | machine | other work |")
-    print("|---" * (len(labels) + 8) + "|")
+          "| all of these | CPU ms per ticket | of which Kiosque's | machine | other work |")
+    print("|---" * (len(labels) + 9) + "|")
     for s in steps:
         ours = sum(s.cpu.values())
+        kiosque = sum(v for label, v in s.cpu.items() if label in KIOSQUE_PARTS)
         other = max(0.0, s.machine * CORES - ours)
         per_ticket = 10 * ours / s.tickets_rate if s.tickets_rate else 0
+        kiosque_per_ticket = 10 * kiosque / s.tickets_rate if s.tickets_rate else 0
         print(f"| {s.rate:g} | " + " | ".join(f"{s.cpu.get(label, 0):.0f}" for label in labels)
-              + f" | {s.busiest_web:.0f} | {'/'.join(map(str, s.connections))} | {s.system_web:.0f} | {ours:.0f} | {per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
+              + f" | {s.busiest_web:.0f} | {'/'.join(map(str, s.connections))} | {s.system_web:.0f} | {ours:.0f} "
+              f"| {per_ticket:.1f} | {kiosque_per_ticket:.1f} | {s.machine:.0f} % of {CORES} cores | {other:.0f} |")
     print()
     held = [s.rate for s in steps if s.held(p95_limit)]
     best = f"{max(held):g} webhooks/s" if held else "none of the rates tried"
