@@ -3,6 +3,7 @@
 import json
 import logging
 import socket
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -136,6 +137,30 @@ def test_many_sales_go_in_one_session_per_batch(app, owner, smtp, monkeypatch):
     assert sorted(e.rcpt_tos[0] for e in smtp.envelopes) == ["owner@example.com"] * 5
     assert all(sent(o).email_sent_at is not None and o.email_attempts == 1 for o in orders)
     assert notifications.send_sale_emails(batches=1) == 0
+
+
+def test_workers_sending_at_once_email_each_sale_once(app, owner, smtp, monkeypatch):
+    monkeypatch.setattr(notifications, "SALE_EMAIL_BATCH", 3)  # many claims, so that they overlap
+    orders = [make_order(owner, router_name=f"R{i}", username=f"user{i}") for i in range(24)]
+    start = threading.Barrier(4)
+    counts: list[int] = []
+
+    def worker() -> None:
+        with app.app_context():
+            start.wait()
+            try:
+                counts.append(notifications.send_sale_emails())
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sum(counts) == 24 and len(smtp.envelopes) == 24
+    assert all(sent(o).email_sent_at is not None and o.email_attempts == 1 for o in orders)
 
 
 def test_an_attempt_under_way_elsewhere_is_left_alone_until_it_surely_ended(app, owner, smtp):
