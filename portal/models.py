@@ -28,8 +28,8 @@ def public_token(nbytes: int = 12) -> str:
 class SaleEmail(StrEnum):
     """How an owner hears of online sales."""
 
-    EACH = "each"  # one email per sale, right after it
-    DAILY = "daily"  # one summary a day, of the day before (services/summaries)
+    EACH = "each"  # one email per sale, sent at the worker's next sweep
+    DAILY = "daily"  # one summary a day, of the day before (notifications.send_daily_summaries)
 
 
 class Owner(UserMixin, db.Model):
