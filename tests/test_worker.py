@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from flask_mail import email_dispatched
+
 from portal.extensions import db, mail
 from portal.models import CheckSource, EventKind, Order, OrderStatus, Router, utcnow
 from portal.services import worker
@@ -179,6 +181,31 @@ def test_a_hundred_dead_routers_of_other_owners_do_not_hold_up_a_ticket(app, sho
             sweeps.join(60)
     assert took < 5, f"provisioned {took:.1f} s after the payment"
     assert len(users_for(router_server, latest_order())) == 1
+
+
+def test_sale_emails_go_while_other_owners_dead_routers_are_being_tried(app):
+    app.config["MAIL_SUPPRESS_SEND"] = True  # recorded as dispatched, the moment each is sent
+    with SandboxRouter(password="dead") as black_hole:
+        black_hole.mode = "hang"  # each call costs a whole ROUTER_TIMEOUT
+        for _ in range(4):
+            router = make_router(make_owner(), host=black_hole.host, port=black_hole.port, api_password="dead",
+                                 last_contact_at=utcnow() - timedelta(minutes=5))
+            make_order(router, status=OrderStatus.PAID, paid_at=utcnow())
+        sold = make_order(make_router(make_owner()), status=OrderStatus.PROVISIONED, paid_at=utcnow(),
+                          provisioned_at=utcnow())
+        dispatched: list[tuple[float, str]] = []
+
+        def note(sender, message) -> None:
+            dispatched.append((time.monotonic(), message.body))
+
+        started = time.monotonic()
+        with email_dispatched.connected_to(note):
+            report = worker.sweep()
+        finished = time.monotonic()
+    [sale_sent_at] = [at for at, body in dispatched if sold.code in body]
+    assert report.emails == 1
+    # Sent before any dead router could have cost its timeout, in a sweep that waited on them.
+    assert sale_sent_at - started < app.config["ROUTER_TIMEOUT"] <= finished - started
 
 
 def test_calls_failing_together_count_as_one_failure(app):

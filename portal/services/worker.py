@@ -9,7 +9,8 @@ dead router slows another owner's tickets:
 - the slow lane, with few threads, serves routers never reached yet or failing, and a failing
   router is left alone between tries (router_health): it costs one timeout per while.
 
-Routers with orders waiting go first, health checks last. A sweep waits for its router work at
+Routers with orders waiting go first, health checks last. The owners' sale emails go while the
+lanes work, so no owner's email waits on anyone's router. A sweep waits for its router work at
 most WORKER_SWEEP_BUDGET seconds: work not started by then is planned again at the next sweep,
 work still running finishes in the background, and later sweeps skip that router until it does.
 """
@@ -135,6 +136,7 @@ def sweep(lanes: Lanes | None = None, *, wait_for_all: bool = False) -> SweepRep
     try:
         report.expired = expire_old_orders()
         futures = [f for work in plan_router_work() if (f := lanes.submit(work)) is not None]
+        report.emails = notifications.send_sale_emails() + notifications.send_daily_summaries()
         budget = None if wait_for_all else current_app.config["WORKER_SWEEP_BUDGET"]
         done, late = wait(futures, timeout=budget)
         for future in late:
@@ -147,7 +149,6 @@ def sweep(lanes: Lanes | None = None, *, wait_for_all: bool = False) -> SweepRep
     finally:
         if own:
             lanes.close(wait_for_running=True)
-    report.emails = notifications.send_sale_emails() + notifications.send_daily_summaries()
     report.alerts += alert_stuck_orders()
     return report
 
