@@ -589,7 +589,7 @@ def profile(pids: list[int], seconds: float, folder: Path) -> list[Path]:
 
 PARTS = (  # (label, a frame that marks it), the first found from the top of this list wins
     ("the paid path (webhook intake to the ticket)", "webhook_intake.py:"),
-    ("the sale email, after the response", "_email_owner ("),
+    ("an email sent after the response (an owner's or a router's news)", "deferred.py:"),
     ("Flask around the view", "Flask.wsgi_app ("),
     ("gunicorn: parsing, writing, access log", "ThreadWorker.handle_request ("),
     ("gunicorn: connections, main loop", "ThreadWorker."),
