@@ -167,10 +167,11 @@ def send_sale_emails(batches: int = SALE_EMAIL_BATCHES) -> int:
 def _send_batch() -> tuple[int, bool]:
     """Send one batch over one session; (how many went out, whether the batch was full).
 
-    The orders are claimed first (their attempt counted and timed), so several workers never send one twice; the session
-    ends before the claim could lapse. A message refused alone (a bad address) is recorded and the
-    others go on; when the session itself fails, the order it was on is recorded and the ones not
-    tried are given back for the next sweep. A failed order is tried again once its claim is over.
+    The orders are claimed first (their attempt counted and timed), so several workers never send
+    one twice; the session ends before the claim could lapse. A message refused alone (a bad
+    address) is recorded and the others go on; when the session itself fails, the order it was on
+    is recorded and the ones not tried are given back for the next sweep. A failed order is tried
+    again once its claim is over.
     """
     hold = timedelta(seconds=SMTP_EXCHANGES * current_app.config["MAIL_TIMEOUT"])
     now = utcnow()
@@ -187,6 +188,8 @@ def _send_batch() -> tuple[int, bool]:
         .values(email_attempts=Order.email_attempts + 1, email_attempted_at=now)
         .returning(Order.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
+    if not claimed:  # another worker took them between our look and our claim
+        return 0, False
     orders = db.session.scalars(
         select(Order).where(Order.id.in_(claimed)).order_by(Order.email_attempts, Order.id)
         .options(joinedload(Order.router).joinedload(Router.owner), joinedload(Order.ticket))
@@ -201,22 +204,26 @@ def _send_sales(orders: list[Order], deadline: float) -> tuple[dict[int, str], d
     sent: dict[int, str] = {}
     failed: dict[int, str] = {}
     message_time = MESSAGE_EXCHANGES * current_app.config["MAIL_TIMEOUT"]
-    current = None
+    sending = None
     try:
         with _TimedConnection(current_app.extensions["mail"]) as connection:
-            for current in orders:
+            for order in orders:
                 if monotonic() + message_time > deadline:
                     break  # the rest would go after their claim lapsed: they are given back
-                recipient = current.router.notify_email or current.router.owner.email
+                recipient = order.router.notify_email or order.router.owner.email
+                sending = order
                 try:
-                    connection.send(_sale_message(current, recipient))
+                    connection.send(_sale_message(order, recipient))
                 except MESSAGE_ERRORS as exc:
-                    failed[current.id] = _reason(exc)
-                    continue
-                sent[current.id] = recipient
-    except SEND_ERRORS as exc:  # the session failed: on the order it was sending, or before the first
-        at_fault = current or orders[0]
-        if at_fault.id not in sent and at_fault.id not in failed:  # not a failure of the closing QUIT
+                    failed[order.id] = _reason(exc)
+                else:
+                    sent[order.id] = recipient
+                sending = None
+    except SEND_ERRORS as exc:
+        # The session failed on the order it was sending, or before the first one; a failed
+        # goodbye after the messages changes nothing.
+        at_fault = sending or (orders[0] if not sent and not failed else None)
+        if at_fault is not None:
             failed[at_fault.id] = _reason(exc)
     return sent, failed
 
