@@ -23,9 +23,11 @@ from portal.payments.base import PaymentProvider, ProviderRejected, ProviderUnav
 # It keeps no cookies, so nothing one owner's call receives is sent with another's.
 _http = requests.Session()
 _http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-# requests reads the proxy and CA bundle variables and ~/.netrc again at every call: unless the
-# environment names a proxy or a CA bundle at start, there is nothing to find, and calls skip it.
-_http.trust_env = bool(getproxies() or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
+# requests reads the proxy and CA bundle variables (walking the whole environment) and ~/.netrc
+# again at every call. The CA bundle is read once here, as requests would; the environment is
+# looked at per call only when it names a proxy, whose no_proxy rules requests applies per host.
+_http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+_http.trust_env = bool(getproxies())
 
 
 def provider_for(account: PaymentAccount) -> PaymentProvider:
