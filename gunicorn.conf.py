@@ -1,6 +1,6 @@
 """Gunicorn settings for Kiosque: `gunicorn -c gunicorn.conf.py wsgi:app`, run from the project folder.
 
-Environment: `WEB_CONCURRENCY` (worker processes; default one per core, at least 2, at most 8),
+Environment: `WEB_CONCURRENCY` (worker processes; default two per core, at most 8),
 `GUNICORN_THREADS` (threads per worker, default 8), `PORT` (default 8000, always on 127.0.0.1:
 nginx on the same host is the only client; `--bind` on the command line overrides it),
 `FORWARDED_ALLOW_IPS` (proxies trusted to say the request came over HTTPS, default the loopback),
@@ -36,10 +36,14 @@ def cores() -> int:
 wsgi_app = "wsgi:app"
 proc_name = "kiosque"
 bind = f"127.0.0.1:{int(os.environ.get('PORT') or 8000)}"
-# One process per core: more processes than cores only take turns on them, and on 2 cores five
-# workers cost about a fifth more CPU per paid webhook than two and held a lower rate
-# (docs/benchmarks.md). Two at least, so that one restarting leaves another serving.
-workers = int(os.environ.get("WEB_CONCURRENCY") or min(max(2, cores()), MAX_WORKERS))
+# Two processes per core. A paid webhook holds its thread while the provider and the router
+# answer, and each answer must win the interpreter lock back from the threads running meanwhile:
+# more threads per process make that wait longer, more processes do not. With a provider
+# answering in 300 ms, 4 workers x 8 threads made 45-49 tickets/s where 2 x 8 made 35-36 and
+# 2 x 16 made 37, adding ~150 ms to each; with providers answering at once, 4 x 8 costs no more
+# CPU per ticket than 2 x 8 (docs/benchmarks.md). Two at least, so that one restarting leaves
+# another serving.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * cores(), MAX_WORKERS))
 # Requests mostly wait on providers (10 s timeout) and routers (5 s): threads let a worker serve
 # other requests meanwhile. A paid webhook holds its thread for the provider's answer and two
 # router round trips, so threads x workers bounds webhooks/s x the seconds each takes.

@@ -87,8 +87,8 @@ def load_gunicorn_conf(monkeypatch, cores: int) -> dict:
     return runpy.run_path(GUNICORN_CONF)
 
 
-@pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 2), (3, 3), (16, 8)])
-def test_gunicorn_workers_follow_the_cpu_count_up_to_a_cap(environ, monkeypatch, cores, workers):
+@pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 4), (3, 6), (16, 8)])
+def test_gunicorn_runs_two_workers_per_core_up_to_a_cap(environ, monkeypatch, cores, workers):
     conf = load_gunicorn_conf(monkeypatch, cores)
     assert conf["workers"] == workers
     assert conf["bind"] == "127.0.0.1:8000"
