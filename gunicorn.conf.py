@@ -40,7 +40,7 @@ bind = f"127.0.0.1:{int(os.environ.get('PORT') or 8000)}"
 # answer, and each answer must win the interpreter lock back from the threads running meanwhile:
 # more threads per process make that wait longer, more processes do not. With a provider
 # answering in 300 ms, 4 workers x 8 threads made 45-49 tickets/s where 2 x 8 made 35-36 and
-# 2 x 16 made 37, adding ~150 ms to each; with providers answering at once, 4 x 8 costs no more
+# 2 x 16 made 37, adding ~180 ms to each; with providers answering at once, 4 x 8 costs no more
 # CPU per ticket than 2 x 8 (docs/benchmarks.md). Two at least, so that one restarting leaves
 # another serving.
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * cores(), MAX_WORKERS))
