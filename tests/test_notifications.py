@@ -95,6 +95,19 @@ def test_without_notify_address_the_owner_gets_it_with_the_provider_reference(ap
     assert "Téléphone" not in body
 
 
+def test_a_long_accented_subject_arrives_whole_within_the_line_limit(app, owner, smtp):
+    name = "Maquis Étoile du Carrefour Saint-Michel à Cotonou, côté gare routière"  # folded over lines
+    make_order(owner, router_name=name)
+
+    assert notifications.send_sale_emails() == 1
+
+    [message] = smtp.messages
+    assert message["Subject"] == f"Vente sur {name} : 1 heure, {price(1500, 'XOF')}"
+    assert name in text_of(message)
+    [envelope] = smtp.envelopes
+    assert max(len(line) for line in envelope.content.splitlines()) <= 998  # RFC 5322
+
+
 def test_english_owner_gets_the_email_in_english(app, owner, smtp):
     owner.locale = "en"
     make_order(owner)

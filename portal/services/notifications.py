@@ -8,15 +8,17 @@ caught, logged and recorded on the order, and a later sweep tries again.
 
 Flask-Mail 0.10 opens its SMTP connection without a timeout, so a mail server that accepts the
 connection and then stays silent would hold the worker for ever. `_TimedConnection` is
-Flask-Mail's own connection with `configure_host` redone to pass MAIL_TIMEOUT. Everything else
-stays Flask-Mail's: `Message`, the MAIL_* settings, MAIL_SUPPRESS_SEND (on by default under
-TESTING) and `mail.record_messages()` for tests.
+Flask-Mail's own connection with `configure_host` redone to pass MAIL_TIMEOUT, and `_Message`
+its message written out without parsing its headers again. Everything else stays Flask-Mail's:
+the MAIL_* settings, MAIL_SUPPRESS_SEND (on by default under TESTING) and
+`mail.record_messages()` for tests.
 """
 
 import logging
 import smtplib
 import ssl
 from datetime import date, datetime, time, timedelta
+from email import policy
 from time import monotonic
 from zoneinfo import ZoneInfo
 
@@ -74,6 +76,19 @@ class _TimedConnection(Connection):
         return host
 
 
+# Flask-Mail encodes and folds the headers it writes (RFC 2047), then writes the message out
+# through the standard library's `SMTP` policy, which parses every header again to fold it anew:
+# a sale email's message took 1.7 ms that way, 0.7 ms written out as Flask-Mail made it.
+_AS_MADE = policy.compat32.clone(linesep="\r\n", max_line_length=None)
+
+
+class _Message(Message):
+    """Flask-Mail's message, its headers written out as Flask-Mail encoded them."""
+
+    def as_bytes(self) -> bytes:
+        return self._message().as_bytes(policy=_AS_MADE)
+
+
 def _deliver(message: Message) -> None:
     """Send one message over a new connection; raises one of SEND_ERRORS."""
     with _TimedConnection(current_app.extensions["mail"]) as connection:
@@ -87,7 +102,7 @@ def _reason(exc: Exception) -> str:
 def send_alert(owner_email: str, subject: str, body: str) -> bool:
     """Email an owner about trouble (a router down...); False when it could not be sent, never raises."""
     try:
-        _deliver(Message(subject, recipients=[owner_email], body=body))
+        _deliver(_Message(subject, recipients=[owner_email], body=body))
     except SEND_ERRORS as exc:
         log.warning("alert to %s not sent: %s", owner_email, _reason(exc))
         return False
@@ -137,7 +152,7 @@ def send_email_changed_notice(owner_id: int, former_email: str) -> bool:
 
 
 def _send_account_email(owner: Owner, recipient: str, subject: str, body: str, what: str) -> bool:
-    message = Message(subject, recipients=[recipient], body=body,
+    message = _Message(subject, recipients=[recipient], body=body,
                       extra_headers={"Content-Language": _owner_locale(owner.locale)})
     try:
         _deliver(message)
@@ -281,7 +296,7 @@ def _sale_message(order: Order, recipient: str) -> Message:
         subject = _("Vente sur %(router)s : %(plan)s, %(amount)s",
                     router=router.name, plan=order.plan_label, amount=amount)
         context = {"title": _("Nouvelle vente"), "facts": facts, "lang": locale}
-        return Message(
+        return _Message(
             subject,
             recipients=[recipient],
             body=render_template("emails/sale.txt", **context),
@@ -347,7 +362,7 @@ def _send_summary(owner: Owner, day: date) -> bool:
             facts += [(f"{title} · {name_of(name)}", f"{price(t.revenue, 'XOF')} ({t.tickets})")
                       for name, t in sorted(groups.items())]
         context = {"title": _("Ventes du %(day)s", day=when), "facts": facts, "lang": locale}
-        message = Message(subject, recipients=[owner.email],
+        message = _Message(subject, recipients=[owner.email],
                           body=render_template("emails/sale.txt", **context),
                           html=render_template("emails/sale.html", **context),
                           extra_headers={"Content-Language": locale})
