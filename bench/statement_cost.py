@@ -49,8 +49,10 @@ def _ways(order: Order, database_url: str) -> dict[str, Callable[[], object]]:
     built_once = (orders.update().where(orders.c.id == bindparam("oid"), orders.c.status == bindparam("from_status"))
                   .values(notified_at=bindparam("at")).returning(orders.c.notified_at))
     as_text = text('UPDATE "order" SET notified_at = :at WHERE id = :oid AND status = :from_status RETURNING notified_at')
-    params = lambda: {"oid": order.id, "from_status": order.status.value, "at": utcnow()}  # noqa: E731
     held = db.engine.connect()
+
+    def params() -> dict:
+        return {"oid": order.id, "from_status": order.status.value, "at": utcnow()}
 
     def commit_after(stage: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
