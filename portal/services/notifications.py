@@ -153,7 +153,7 @@ def send_email_changed_notice(owner_id: int, former_email: str) -> bool:
 
 def _send_account_email(owner: Owner, recipient: str, subject: str, body: str, what: str) -> bool:
     message = _Message(subject, recipients=[recipient], body=body,
-                      extra_headers={"Content-Language": _owner_locale(owner.locale)})
+                       extra_headers={"Content-Language": _owner_locale(owner.locale)})
     try:
         _deliver(message)
     except SEND_ERRORS as exc:
@@ -363,9 +363,9 @@ def _send_summary(owner: Owner, day: date) -> bool:
                       for name, t in sorted(groups.items())]
         context = {"title": _("Ventes du %(day)s", day=when), "facts": facts, "lang": locale}
         message = _Message(subject, recipients=[owner.email],
-                          body=render_template("emails/sale.txt", **context),
-                          html=render_template("emails/sale.html", **context),
-                          extra_headers={"Content-Language": locale})
+                           body=render_template("emails/sale.txt", **context),
+                           html=render_template("emails/sale.html", **context),
+                           extra_headers={"Content-Language": locale})
     try:
         _deliver(message)
     except SEND_ERRORS as exc:
