@@ -79,6 +79,30 @@ def test_a_name_taken_by_someone_else_is_drawn_again(router, plan, router_server
     assert theirs[0]["password"] == "theirs"  # untouched
 
 
+def test_a_name_one_of_our_tickets_has_is_drawn_again_before_the_router_hears_it(router, plan, monkeypatch):
+    drawn = iter(["abc234", "abc234", "abc234", "def567"])
+    monkeypatch.setattr(provisioning.credentials, "generate",
+                        lambda *a: provisioning.credentials.Credentials(next(drawn), "same"))
+    first = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order46")
+    second = provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order47")
+    db.session.commit()
+    assert (first.username, second.username) == ("abc234", "def567")
+    assert second.comment.endswith("-order47") and second.password == "same"
+    assert db.session.scalar(db.select(db.func.count()).select_from(Ticket)) == 2
+
+
+def test_a_name_space_used_up_is_a_clear_error_and_writes_nothing(router, plan, monkeypatch):
+    provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order48")
+    db.session.commit()
+    taken = db.session.scalar(db.select(Ticket.username))
+    monkeypatch.setattr(provisioning.credentials, "generate",
+                        lambda *a: provisioning.credentials.Credentials(taken, "same"))
+    with pytest.raises(provisioning.NameCollisions, match="too few names"):
+        provisioning.new_ticket(router, provisioning.Sale.of_plan(plan), tag="order49")
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Ticket)) == 1
+
+
 def test_router_down_leaves_the_ticket_pending_then_retry_creates_it_once(router, plan, router_server):
     router_server.mode = "refuse"
     with pytest.raises(RouterError) as raised:

@@ -17,8 +17,10 @@ active sessions before logging the client in, so the client is never logged in t
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -30,8 +32,10 @@ from portal.routeros.client import NameCollisions, RouterClient, RouterCommandEr
 from portal.services import router_health
 from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
 from portal.services.routers import failure_facts, router_address
+from portal.services.rows import insert_unless_taken
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300)  # seconds before each new provisioning attempt
 DUPLICATE_USER = "already have user with this name"
@@ -177,25 +181,39 @@ def provision_ticket(ticket: Ticket) -> Ticket:
 
 def new_ticket(router: Router, sale: Sale, *, tag: str, sold_by_hand: bool = False, order_id: int | None = None,
                client_ip: str = "", client_mac: str = "") -> Ticket:
-    """Choose credentials for a sale and stage the ticket; the caller commits before any router call."""
-    drawn, comment = _draw_credentials(router, tag)
-    ticket = Ticket(
-        router=router, order_id=order_id, plan_id=sale.plan_id, plan_label=sale.label, price=sale.price,
+    """Insert the ticket for a sale under a name none of this router's tickets has; the caller
+    commits before any router call."""
+    return _draw_free_name(router, tag, lambda drawn, comment: insert_unless_taken(
+        Ticket, ("router_id", "username"),
+        router_id=router.id, order_id=order_id, plan_id=sale.plan_id, plan_label=sale.label, price=sale.price,
         profile=sale.profile, server=router.hotspot_server, limit_uptime=sale.time_limit,
         limit_bytes_total=sale.data_limit_bytes, sold_by_hand=sold_by_hand, client_ip=client_ip,
         client_mac=client_mac, username=drawn.username, password=drawn.password, comment=comment,
-    )
-    db.session.add(ticket)
-    return ticket
+    ))
 
 
-def _draw_credentials(router: Router, tag: str) -> tuple[credentials.Credentials, str]:
-    """Draw a name none of this router's recorded tickets has, and the Mikhmon comment."""
+def _rename(ticket: Ticket) -> None:
+    """Give a ticket whose name is someone else's on the router a new one, free in our records too."""
+    def free(drawn: credentials.Credentials, comment: str) -> bool | None:
+        taken = select(Ticket.id).where(Ticket.router_id == ticket.router_id, Ticket.username == drawn.username)
+        if db.session.scalar(taken) is not None:
+            return None
+        ticket.username, ticket.password, ticket.comment = drawn.username, drawn.password, comment
+        return True
+
+    _draw_free_name(ticket.router, ticket.comment.rsplit("-", 1)[-1], free)
+
+
+def _draw_free_name(router: Router, tag: str, take: Callable[[credentials.Credentials, str], T | None]) -> T:
+    """Draw names with the router's ticket settings until `take` gets one (not None) and return it.
+
+    `take` receives the drawn credentials and their Mikhmon comment, tagged with `tag`.
+    """
     for _ in range(MAX_FREE_NAME_DRAWS):
         drawn = credentials.generate(router.user_mode, router.name_length, router.charset, router.prefix)
-        taken = select(Ticket.id).where(Ticket.router_id == router.id, Ticket.username == drawn.username)
-        if db.session.scalar(taken) is None:
-            return drawn, credentials.comment(router.user_mode, tag, utcnow().date())
+        taken = take(drawn, credentials.comment(router.user_mode, tag, utcnow().date()))
+        if taken is not None:
+            return taken
     raise NameCollisions(f"no free username in {MAX_FREE_NAME_DRAWS} draws: the ticket settings leave too few names",
                          host=router.host, port=router.port)
 
@@ -211,7 +229,6 @@ def _ensure_user(ticket: Ticket, client: RouterClient) -> str:
     user yet, and "already have user" sends us to look. A retry looks first. A new name drawn
     after a collision is committed before the router hears it.
     """
-    tag = ticket.comment.rsplit("-", 1)[-1]
     look_first = ticket.attempts > 0 or ticket.status == TicketStatus.CREATED
     for _ in range(MAX_NAME_DRAWS):
         if look_first:
@@ -221,8 +238,7 @@ def _ensure_user(ticket: Ticket, client: RouterClient) -> str:
                 # nobody can log in before we record the ticket.
                 return existing[0]["id"]
             if existing:  # someone else's user: draw a name that was never sent
-                drawn, ticket.comment = _draw_credentials(ticket.router, tag)
-                ticket.username, ticket.password = drawn.username, drawn.password
+                _rename(ticket)
                 db.session.commit()
         try:
             return client.add_user(

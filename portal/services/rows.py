@@ -1,9 +1,10 @@
-"""Conditional updates of one row, the way every race in Kiosque is settled; commits that retry
-when a concurrent writer took the same unique value."""
+"""Conditional updates of one row, the way every race in Kiosque is settled; inserts and commits
+that give way when a concurrent writer took the same unique value."""
 
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +33,23 @@ def update_if(obj, *conditions, **values) -> bool:
     for column, value in zip(written, row):
         set_committed_value(obj, column.key, value)
     return True
+
+
+# Both databases Kiosque runs on write INSERT … ON CONFLICT DO NOTHING the same way.
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_unless_taken(model: type[T], unique: tuple[str, ...], **values) -> T | None:
+    """INSERT a row, unless one already holds its values of the `unique` columns; the new object or None.
+
+    One statement (ON CONFLICT DO NOTHING … RETURNING) where a lookup and an insert took two, and
+    a concurrent writer of the same values makes this caller draw again rather than fail at
+    commit. `unique` names a unique constraint's columns; any other constraint still raises.
+    Staged in the caller's transaction.
+    """
+    insert = _INSERTS[db.session.get_bind().dialect.name]
+    return db.session.scalar(
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=unique).returning(model))
 
 
 def commit_retrying(stage: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
