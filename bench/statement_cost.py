@@ -78,8 +78,10 @@ def _ways(order: Order, database_url: str) -> dict[str, Callable[[], object]]:
         "a timeline line added through the session": commit_after(lambda: session.add(OrderEvent(**line))),
         "the same line as a Core INSERT built at the call": commit_after(
             lambda: session.execute(events.insert().values(at=utcnow(), **line))),
-        "update_if: a conditional UPDATE … RETURNING built at the call": commit_after(
+        "update_if with an expression condition: a conditional UPDATE … RETURNING built at the call": commit_after(
             lambda: update_if(order, Order.status == order.status, notified_at=utcnow())),
+        "update_if with where=: the same, built once and reused": commit_after(
+            lambda: update_if(order, where={"status": order.status}, notified_at=utcnow())),
         "the same UPDATE built once, through the session": commit_after(
             lambda: session.execute(built_once, params()).first()),
         "the same as text, through the session": commit_after(lambda: session.execute(as_text, params()).first()),

@@ -52,7 +52,7 @@ def transition(order: Order, to: OrderStatus, from_: tuple[OrderStatus, ...], **
 
     The order object is brought up to date from the same statement when it moved.
     """
-    return update_if(order, Order.status.in_(from_), status=to, **values)
+    return update_if(order, where={"status": from_}, status=to, **values)
 
 
 def awaiting_late_payment(order: Order) -> bool:
@@ -71,12 +71,12 @@ def adopt_reference(order: Order, provider_ref: str) -> bool:
     Only a callback can bring it (no provider can be searched by our code); the status check
     that follows must then confirm the payment is this order's. False if the order has one.
     """
-    return update_if(order, Order.provider_ref.is_(None), provider_ref=provider_ref)
+    return update_if(order, where={"provider_ref": None}, provider_ref=provider_ref)
 
 
 def drop_reference(order: Order, provider_ref: str) -> bool:
     """Forget an adopted reference the provider did not confirm as this order's payment."""
-    return update_if(order, Order.provider_ref == provider_ref, provider_ref=None)
+    return update_if(order, where={"provider_ref": provider_ref}, provider_ref=None)
 
 
 def find_order(code: str) -> Order | None:
@@ -93,13 +93,13 @@ class Claim:
 
 def _claim_values() -> dict:
     until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
-    return {"claim_token": secrets.token_hex(16), "claimed_until": until, "attempts": Order.attempts + 1}
+    return {"claim_token": secrets.token_hex(16), "claimed_until": until}
 
 
 def claim_payment(order: Order, **values) -> Claim | None:
     """Mark the order paid and claim its provisioning in one update; None if it was not payable."""
     claim = _claim_values()
-    if not transition(order, OrderStatus.PAID, PAYABLE, **claim, **values):
+    if not transition(order, OrderStatus.PAID, PAYABLE, increment=("attempts",), **claim, **values):
         return None
     return Claim(order, claim["claim_token"])
 
@@ -108,7 +108,7 @@ def claim_provisioning(order: Order) -> Claim | None:
     """Claim a paid order nobody holds (or whose holder's claim lapsed); None if it cannot be."""
     claim = _claim_values()
     free = or_(Order.claimed_until.is_(None), Order.claimed_until < utcnow())
-    if not update_if(order, Order.status == OrderStatus.PAID, free, **claim):
+    if not update_if(order, free, where={"status": OrderStatus.PAID}, increment=("attempts",), **claim):
         return None
     return Claim(order, claim["claim_token"])
 
@@ -116,22 +116,22 @@ def claim_provisioning(order: Order) -> Claim | None:
 def renew(claim: Claim, **values) -> bool:
     """Check the claim still holds and push its deadline back; False if it was taken over."""
     until = utcnow() + timedelta(seconds=current_app.config["ORDER_CLAIM_SECONDS"])
-    return update_if(claim.order, *_held(claim), claimed_until=until, **values)
+    return update_if(claim.order, where=_held(claim), claimed_until=until, **values)
 
 
 def release(claim: Claim, **values) -> bool:
     """Give the claim up (the order stays paid, for a later attempt); False if it was taken over."""
-    return update_if(claim.order, *_held(claim), claim_token=None, claimed_until=None, **values)
+    return update_if(claim.order, where=_held(claim), claim_token=None, claimed_until=None, **values)
 
 
 def finish(claim: Claim, **values) -> bool:
     """The ticket is on the router: provisioned, claim released; False if it was taken over."""
-    return update_if(claim.order, *_held(claim), status=OrderStatus.PROVISIONED, claim_token=None,
+    return update_if(claim.order, where=_held(claim), status=OrderStatus.PROVISIONED, claim_token=None,
                    claimed_until=None, **values)
 
 
-def _held(claim: Claim) -> tuple:
-    return Order.status == OrderStatus.PAID, Order.claim_token == claim.token
+def _held(claim: Claim) -> dict:
+    return {"status": OrderStatus.PAID, "claim_token": claim.token}
 
 
 def expire(order: Order) -> bool:

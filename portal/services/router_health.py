@@ -58,7 +58,7 @@ def answered(router: Router) -> Change | None:
     """The router answered: forget its failures; UP when the owner had been told it was down."""
     if router.failures == 0 and router.down_since is None:
         return None  # the usual case costs nothing
-    back = update_if(router, Router.down_alerted.is_(True), down_alerted=False)
+    back = update_if(router, where={"down_alerted": True}, down_alerted=False)
     update_if(router, last_contact_at=utcnow(), failures=0, retry_at=None, down_since=None)
     # Its paid orders were waiting out their backoff: they go now.
     db.session.execute(update(Order).where(Order.router_id == router.id, Order.status == OrderStatus.PAID)
@@ -73,12 +73,12 @@ def failed(router: Router) -> Change | None:
     were under way together fail together, and count as one.
     """
     now = utcnow()
-    if update_if(router, or_(Router.retry_at.is_(None), Router.retry_at <= now),
-                 failures=Router.failures + 1, down_since=func.coalesce(Router.down_since, now)):
+    if update_if(router, or_(Router.retry_at.is_(None), Router.retry_at <= now), increment=("failures",),
+                 down_since=func.coalesce(Router.down_since, now)):
         update_if(router, retry_at=now + timedelta(seconds=BACKOFF[min(router.failures, len(BACKOFF)) - 1]))
     # Told once, when it has been down across more than a passing glitch.
     grace = now - timedelta(seconds=current_app.config["ROUTER_DOWN_ALERT_AFTER"])
-    told = update_if(router, Router.down_alerted.is_(False), Router.down_since <= grace, down_alerted=True)
+    told = update_if(router, Router.down_since <= grace, where={"down_alerted": False}, down_alerted=True)
     return Change.DOWN if told else None
 
 

@@ -1,9 +1,11 @@
 """Conditional updates of one row, the way every race in Kiosque is settled; inserts and commits
 that give way when a concurrent writer took the same unique value."""
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from sqlalchemy import ColumnElement, Table, Update, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -14,25 +16,62 @@ T = TypeVar("T")
 COMMIT_ATTEMPTS = 5
 
 
-def update_if(obj, *conditions, **values) -> bool:
-    """UPDATE this object's row WHERE `conditions`; True when it matched (this caller won).
+def update_if(obj, *conditions, where: Mapping[str, object] | None = None, increment: tuple[str, ...] = (),
+              **values) -> bool:
+    """UPDATE this object's row WHERE `where` and `conditions` hold; True when it matched (this caller won).
 
-    The columns written come back from the same statement (RETURNING, so values the database
-    computes, such as `attempts + 1`, are exact) and are set on the object; its other attributes
-    keep what was read, and its loaded relationships stay loaded. A Core statement on the table:
-    the ORM's bulk UPDATE would flush the session first and read the whole row back, twice the
-    work on the paid path. Staged in the caller's transaction.
+    `where` maps columns to what they must hold: a value (=), a tuple (IN) or None (IS NULL);
+    `increment` names columns raised by one in SQL. `conditions` and SQL expressions among
+    `values` cover anything else. The columns written come back from the same statement
+    (RETURNING, so what the database computes is exact) and are set on the object; its other
+    attributes keep what was read, and its loaded relationships stay loaded. Staged in the
+    caller's transaction.
+
+    A Core statement on the table: the ORM's bulk UPDATE would flush the session first and read
+    the whole row back. Without `conditions` or SQL expressions it is built once per shape, with
+    bound parameters, and reused: building it at each call cost as much again as running it.
     """
-    table = type(obj).__table__
-    written = [table.c[key] for key in values]
-    row = db.session.execute(
-        table.update().where(table.c.id == obj.id, *conditions).values(**values).returning(*written)
-    ).first()
+    where = where or {}
+    plain = {key: value for key, value in values.items() if not isinstance(value, ColumnElement)}
+    computed = {key: value for key, value in values.items() if key not in plain}
+    shape = (type(obj).__table__, tuple((key, _test(value)) for key, value in where.items()), tuple(plain), increment)
+    statement = _update(*shape, conditions, computed) if conditions or computed else _reused_update(*shape)
+    params = {"where_id": obj.id, **{f"set_{key}": value for key, value in plain.items()},
+              **{f"where_{key}": list(value) if isinstance(value, tuple) else value
+                 for key, value in where.items() if value is not None}}
+    row = db.session.execute(statement, params).first()
     if row is None:
         return False
-    for column, value in zip(written, row):
-        set_committed_value(obj, column.key, value)
+    for key, value in zip((*plain, *increment, *computed), row):
+        set_committed_value(obj, key, value)
     return True
+
+
+def _test(value) -> str:
+    return "is null" if value is None else "in" if isinstance(value, tuple) else "="
+
+
+def _update(table: Table, where: tuple[tuple[str, str], ...], written: tuple[str, ...], increment: tuple[str, ...],
+            conditions: tuple = (), computed: Mapping | None = None) -> Update:
+    """UPDATE `table` … WHERE id and `where`'s tests hold … RETURNING the columns written, in this order:
+    `written` (bound parameters), `increment`, `computed`."""
+    c = table.c
+
+    def test(key: str, op: str):
+        if op == "is null":
+            return c[key].is_(None)
+        if op == "in":
+            return c[key].in_(bindparam(f"where_{key}", type_=c[key].type, expanding=True))
+        return c[key] == bindparam(f"where_{key}", type_=c[key].type)
+
+    computed = computed or {}
+    values = {key: bindparam(f"set_{key}", type_=c[key].type) for key in written}
+    values |= {key: c[key] + 1 for key in increment} | dict(computed)
+    return (table.update().where(c.id == bindparam("where_id"), *(test(key, op) for key, op in where), *conditions)
+            .values(values).returning(*(c[key] for key in (*written, *increment, *computed))))
+
+
+_reused_update = functools.cache(_update)
 
 
 # Both databases Kiosque runs on write INSERT … ON CONFLICT DO NOTHING the same way.
