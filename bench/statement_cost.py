@@ -22,6 +22,7 @@ from staging import staged_kiosque
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
 from portal.services.rows import update_if
+from portal.services.webhook_intake import NAMED_ORDERS
 
 
 def _cpu_ms(way: Callable[[], object], runs: int) -> float:
@@ -75,6 +76,8 @@ def _ways(order: Order, database_url: str) -> dict[str, Callable[[], object]]:
         "the same lookup as a lambda statement": commit_after(lambda: session.scalars(lambda_stmt(
             lambda: select(Order).where(Order.account_id == account_id, or_(Order.code == code, Order.provider_ref == ref))
             .options(joinedload(Order.router)))).all()),
+        "the same lookup built once, as webhook_intake has it": commit_after(lambda: session.scalars(
+            NAMED_ORDERS, {"account_id": account_id, "code": code, "provider_ref": ref}).all()),
         "a timeline line added through the session": commit_after(lambda: session.add(OrderEvent(**line))),
         "the same line as a Core INSERT built at the call": commit_after(
             lambda: session.execute(events.insert().values(at=utcnow(), **line))),

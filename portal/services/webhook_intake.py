@@ -9,7 +9,7 @@ brings one, kept only if the status API confirms it is this order's payment.
 
 import logging
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
@@ -25,11 +25,19 @@ log = logging.getLogger(__name__)
 # The headers worth keeping with any stored callback; each adapter adds its signature's.
 KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
 
+# Built once, with bound parameters: the account a callback's URL names, and the orders of that
+# account it names by our code or the provider's reference (None matches nothing).
+ACCOUNT_BY_TOKEN = select(PaymentAccount).where(
+    PaymentAccount.webhook_token == bindparam("token"), PaymentAccount.provider == bindparam("provider"))
+NAMED_ORDERS = select(Order).where(
+    Order.account_id == bindparam("account_id"),
+    or_(Order.code == bindparam("code"), Order.provider_ref == bindparam("provider_ref")),
+).options(joinedload(Order.router))
+
 
 def receive(provider: str, token: str, *, method: str, body: bytes, headers, form) -> int:
     """Store, verify and act on one provider callback; returns the HTTP status to answer."""
-    account = db.session.scalar(select(PaymentAccount).where(
-        PaymentAccount.webhook_token == token, PaymentAccount.provider == provider))
+    account = db.session.scalar(ACCOUNT_BY_TOKEN, {"token": token, "provider": provider})
     if account is None:
         log.warning("%s callback with an unknown token", provider)
         return 404
@@ -53,13 +61,9 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
         log.warning("%s callback refused: %s", provider, exc)
         return 400
     event.signature_valid = adapter.notification_is_signed()
-    clauses = [Order.code == notice.order_code] if notice.order_code else []
-    if notice.provider_ref:
-        clauses.append(Order.provider_ref == notice.provider_ref)
+    named = {"account_id": account.id, "code": notice.order_code or None, "provider_ref": notice.provider_ref or None}
     with db.session.no_autoflush:  # the event is written once, with its outcome
-        found = db.session.scalars(
-            select(Order).where(Order.account_id == account.id, or_(*clauses)).options(joinedload(Order.router))
-        ).all() if clauses else []
+        found = db.session.scalars(NAMED_ORDERS, named).all() if named["code"] or named["provider_ref"] else []
     # The payment's own reference first; the code only finds an order that has none of the account's.
     by_ref = next((o for o in found if notice.provider_ref and o.provider_ref == notice.provider_ref), None)
     order = by_ref or next(iter(found), None)
