@@ -7,15 +7,21 @@ sandbox router takes the tickets.
 
 import html
 import json
+import re
+import threading
+import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 import requests
+from sqlalchemy import event
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, WebhookEvent, utcnow
 from portal.services import setup_kit, worker
-from tests.conftest import Buyer, choose, free_port, latest_order, users_for, wait_for
+from tests.conftest import CREDENTIALS, Buyer, choose, free_port, latest_order, users_for, wait_for
+from tests.provider_signing import fedapay_signature
 
 
 def feexpay_account(shop) -> PaymentAccount:
@@ -254,6 +260,56 @@ def test_a_late_approval_webhook_revives_a_failed_order(shop, live_server, provi
     wait_for(lambda: latest_order().status == OrderStatus.FAILED)
     provider_sandbox.approve("fedapay", order.provider_ref)  # FedaPay's support validated the debit
     provisioned(buyer)
+
+
+# -- the paid path's statements ---------------------------------------------------------------------
+
+STATEMENT = re.compile(r'^\s*(SELECT\b.*?\bFROM|INSERT INTO|UPDATE)\s+"?(\w+)', re.DOTALL)
+
+
+def test_a_paid_webhook_makes_the_statements_docs_architecture_lists(shop, live_server, provider_sandbox,
+                                                                     router_server):
+    """Four transactions, each ended before the provider or the router is asked (docs/architecture.md)."""
+    provider_sandbox.set_knobs(lose_notifications=True)
+    Buyer(live_server, shop).buy("fedapay")
+    order = latest_order()
+    provider_sandbox.approve("fedapay", order.provider_ref)
+    account = next(a for a in shop.accounts if a.provider == "fedapay")
+    body = json.dumps({"name": "transaction.approved", "object": "transaction",
+                       "entity": {"id": int(order.provider_ref), "status": "approved"}}).encode()
+    signature = fedapay_signature(CREDENTIALS["fedapay"]["webhook_secret"], body, int(time.time()))
+    here, transactions = threading.get_ident(), [Counter()]
+
+    def statement(conn, cursor, sql, *args):
+        if threading.get_ident() != here:  # the server's thread, handling the webhook
+            verb, table = STATEMENT.match(sql).groups()
+            transactions[-1][f"{verb.split()[0]} {table}"] += 1
+
+    def commit(conn):
+        if threading.get_ident() != here:
+            transactions.append(Counter())
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        answer = requests.post(f"{live_server}/webhooks/fedapay/{account.webhook_token}", data=body, timeout=30,
+                               headers={"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": signature})
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert answer.status_code == 200 and latest_order().status == OrderStatus.PROVISIONED
+    # The last two timeline lines ("client logged in", "provisioned") go in one statement on
+    # PostgreSQL; SQLite cannot return the ids of several rows in order, so it takes one each.
+    last_lines = 1 if engine.dialect.name == "postgresql" else 2
+    assert transactions == [
+        Counter({"SELECT payment_account": 1, "SELECT order": 1, "INSERT webhook_event": 1, "UPDATE order": 1,
+                 "INSERT order_event": 1}),
+        Counter({"UPDATE order": 1, "INSERT order_event": 1, "INSERT ticket": 1}),
+        Counter({"UPDATE ticket": 1, "UPDATE order": 1}),
+        Counter({"UPDATE ticket": 1, "UPDATE order": 1, "INSERT order_event": last_lines}),
+        Counter(),
+    ]
 
 
 # -- currencies -------------------------------------------------------------------------------------
