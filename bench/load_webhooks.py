@@ -44,8 +44,6 @@ The database is emptied first: give it one made for the benchmark.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -69,7 +67,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from sandbox_servers import client_ip, client_mac
-from staging import percentile
+from staging import fedapay_headers, percentile
 
 from portal import create_app
 from portal.extensions import db
@@ -273,15 +271,6 @@ class Sent:
     status: int = 0
 
 
-def signed(body: bytes) -> dict[str, str]:
-    """FedaPay's headers: `t=<unix seconds>,s=<hex HMAC-SHA256 of "t.body">` with the webhook secret."""
-    timestamp = str(int(time.time()))
-    signature = hmac.new(FEDAPAY["webhook_secret"].encode(), timestamp.encode() + b"." + body,
-                         hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": f"t={timestamp},s={signature}",
-            "User-Agent": "bench-notifier"}
-
-
 class Sender(threading.Thread):
     """One provider connection: takes due webhooks from the queue, sends each, waits for the answer."""
 
@@ -308,7 +297,7 @@ class Sender(threading.Thread):
             reused = self.connection is not None
             if self.connection is None:
                 self.connection = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
-            headers = signed(job.payment.event)
+            headers = fedapay_headers(job.payment.event)
             if self.fresh:
                 headers["Connection"] = "close"
             job.sent = time.time()

@@ -1,7 +1,10 @@
 """Kiosque served on a loopback port with the demo's sandbox router and providers, for the benchmarks."""
 
+import hashlib
+import hmac
 import logging
 import sys
+import time
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -15,6 +18,8 @@ from werkzeug.serving import make_server  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from sandbox import ROUTER_EGRESS, demo  # noqa: E402
+
+FEDAPAY_SECRET = demo.CREDENTIALS["fedapay"]["webhook_secret"]
 
 
 @contextmanager
@@ -47,3 +52,11 @@ def staged_kiosque(database_uri: str | None = None):
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def fedapay_headers(body: bytes) -> dict[str, str]:
+    """FedaPay's webhook headers for the demo's account: `t=<unix seconds>,s=<hex HMAC-SHA256 of "t.body">`."""
+    timestamp = str(int(time.time()))
+    signature = hmac.new(FEDAPAY_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": f"t={timestamp},s={signature}",
+            "User-Agent": "bench-notifier"}
