@@ -321,7 +321,11 @@ class Order(db.Model):
     paid_at: Mapped[datetime | None]
     provisioned_at: Mapped[datetime | None]
     last_checked_at: Mapped[datetime | None]
-    notified_at: Mapped[datetime | None]  # when the provider last sent us news of this order
+    # No longer written nor read: the status check that follows every callback sets
+    # last_checked_at, which holds the polling off as this did. A later schema revision drops it,
+    # once no release that reads it can still be running (a worker on the previous code reads it
+    # between `db upgrade` and its restart).
+    notified_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     # Who is making the ticket, and until when others must leave it alone: every write of a

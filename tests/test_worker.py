@@ -1,10 +1,12 @@
 """The worker catches up on what webhooks and buyers' pages missed."""
 
+import json
 import threading
 import time
 from datetime import timedelta
 
 import pytest
+import requests
 
 from flask_mail import email_dispatched
 
@@ -12,7 +14,8 @@ from portal.extensions import db, mail
 from portal.models import CheckSource, EventKind, Order, OrderStatus, Router, utcnow
 from portal.services import worker
 from sandbox.routeros import SandboxRouter
-from tests.conftest import Buyer, latest_order, users_for, wait_for
+from tests.conftest import CREDENTIALS, Buyer, latest_order, users_for, wait_for
+from tests.provider_signing import fedapay_signature
 from tests.factories import make_order, make_owner, make_router
 
 
@@ -41,6 +44,26 @@ def test_a_lost_webhook_is_caught_up_by_polling(shop, live_server, provider_sand
     assert order.status == OrderStatus.PROVISIONED and len(users_for(router_server, order)) == 1
     paid = next(e for e in order.events if e.kind == EventKind.PAID)
     assert paid.facts["source"] == CheckSource.WORKER
+
+
+def test_a_callback_s_status_check_holds_the_worker_s_poll_off(app, shop, live_server, provider_sandbox):
+    app.config["WORKER_POLL_AFTER"] = 60
+    order = pending_order(live_server, shop)
+    db.session.execute(db.update(Order).values(created_at=utcnow() - timedelta(seconds=120)))
+    db.session.commit()
+    account = next(a for a in shop.accounts if a.provider == "fedapay")
+    body = json.dumps({"name": "transaction.created", "object": "transaction",
+                       "entity": {"id": int(order.provider_ref), "status": "pending"}}).encode()
+    answer = requests.post(f"{live_server}/webhooks/fedapay/{account.webhook_token}", data=body, timeout=30, headers={
+        "Content-Type": "application/json",
+        "X-FEDAPAY-SIGNATURE": fedapay_signature(CREDENTIALS["fedapay"]["webhook_secret"], body, int(time.time()))})
+    assert answer.status_code == 200
+    asked = provider_sandbox.api_calls["fedapay_get"]
+    assert worker.sweep().polled == 0  # the provider was asked about it a moment ago
+    db.session.execute(db.update(Order).values(last_checked_at=utcnow() - timedelta(seconds=120)))
+    db.session.commit()
+    assert worker.sweep().polled == 1 and provider_sandbox.api_calls["fedapay_get"] == asked + 1
+    assert latest_order().status == OrderStatus.PENDING
 
 
 def router_due_again() -> None:

@@ -96,7 +96,7 @@ def poll(order: Order, *, returned: bool = False) -> None:
         quiet = config["FAILED_ORDER_POLL_AFTER"]
     else:
         return
-    last_news = max(filter(None, (order.created_at, order.notified_at, order.last_checked_at)))
+    last_news = max(filter(None, (order.created_at, order.last_checked_at)))
     if utcnow() - last_news >= timedelta(seconds=0 if returned else quiet) \
             and take_turn(order.id, config["PROVIDER_CHECK_GAP"]):
         try:

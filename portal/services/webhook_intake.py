@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
-from portal.models import CheckSource, EventKind, Order, PaymentAccount, WebhookEvent, utcnow
+from portal.models import CheckSource, EventKind, Order, PaymentAccount, WebhookEvent
 from portal.payments import PROVIDERS
 from portal.payments.base import InvalidNotification, KeysRefused, PaymentError, ProviderRejected
 from portal.services.accounts import provider_for
@@ -73,7 +73,6 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
         log.warning("%s callback for an order this account does not have", provider)
         return 200
     event.order_id, event.outcome = order.id, "checked"
-    order.notified_at = utcnow()
     adopted = by_ref is None and notice.provider_ref is not None and adopt_reference(order, notice.provider_ref)
     record(order, EventKind.NOTIFIED, f"reference {notice.provider_ref} taken" if adopted else "",
            status=notice.status_hint)

@@ -167,10 +167,9 @@ def plan_router_work() -> list[RouterWork]:
     work: dict[int, RouterWork] = defaultdict(lambda: RouterWork(0))
 
     def quiet_for(seconds: float):
-        """No news of the order for `seconds`: not made, notified or checked since."""
+        """No news of the order for `seconds`: not made nor checked since (a callback's check included)."""
         since = now - timedelta(seconds=seconds)
-        return and_(Order.created_at < since, or_(Order.notified_at.is_(None), Order.notified_at < since),
-                    or_(Order.last_checked_at.is_(None), Order.last_checked_at < since))
+        return and_(Order.created_at < since, or_(Order.last_checked_at.is_(None), Order.last_checked_at < since))
 
     # Orders waiting for their payment, and failed ones that may still be paid late (more slowly),
     # until ORDER_TTL; only those with a payment at the provider can be asked about.
