@@ -12,13 +12,11 @@ slows them alike; each figure is the range over the rounds.
 import argparse
 import json
 import re
-import time
-from collections.abc import Callable
 
 import requests
 import urllib3
 
-from staging import staged_kiosque
+from staging import compare_cpu, staged_kiosque
 
 from portal.extensions import db
 from portal.models import Order
@@ -26,15 +24,6 @@ from portal.services.accounts import provider_for
 from sandbox import demo
 
 TIMEOUT = 10
-
-
-def _cpu_ms(way: Callable[[], object], runs: int) -> float:
-    for _ in range(runs // 20):  # warm the connection pools
-        way()
-    start = time.thread_time()
-    for _ in range(runs):
-        way()
-    return (time.thread_time() - start) / runs * 1000
 
 
 def main() -> None:
@@ -62,14 +51,7 @@ def main() -> None:
             "the same GET through urllib3's pool directly": lambda: json.loads(pool.request(
                 "GET", adapter.base_url + path, headers=headers, timeout=TIMEOUT).data),
         }
-        figures: dict[str, list[float]] = {name: [] for name in ways}
-        for _round in range(args.rounds):
-            for name, way in ways.items():
-                figures[name].append(_cpu_ms(way, args.runs))
-        print(f"{args.runs} calls per way and round, {args.rounds} rounds\n")
-        print("| one status call to the sandbox FedaPay | CPU ms (range over rounds) |\n|---|---|")
-        for name, values in figures.items():
-            print(f"| {name} | {min(values):.2f}–{max(values):.2f} |")
+        compare_cpu(ways, args.runs, args.rounds, "one status call to the sandbox FedaPay")
 
 
 if __name__ == "__main__":

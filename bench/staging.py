@@ -5,6 +5,7 @@ import hmac
 import logging
 import sys
 import time
+from collections.abc import Callable
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -60,3 +61,24 @@ def fedapay_headers(body: bytes) -> dict[str, str]:
     signature = hmac.new(FEDAPAY_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": f"t={timestamp},s={signature}",
             "User-Agent": "bench-notifier"}
+
+
+def compare_cpu(ways: dict[str, Callable[[], object]], runs: int, rounds: int, what: str) -> None:
+    """Print a table of what one call of each way costs the calling thread, in CPU ms.
+
+    The ways are interleaved, round by round, so that a busy machine slows them alike; each figure
+    is the range over the rounds. Each round starts with a few untimed calls, to warm caches and
+    connection pools.
+    """
+    figures: dict[str, list[float]] = {name: [] for name in ways}
+    for _round in range(rounds):
+        for name, way in ways.items():
+            for _ in range(runs // 20):
+                way()
+            start = time.thread_time()
+            for _ in range(runs):
+                way()
+            figures[name].append((time.thread_time() - start) / runs * 1000)
+    print(f"| {what} | CPU ms (range over {rounds} rounds of {runs}) |\n|---|---|")
+    for name, values in figures.items():
+        print(f"| {name} | {min(values):.2f}–{max(values):.2f} |")

@@ -11,27 +11,17 @@ round by round, so that a busy machine slows them alike; each figure is the rang
 """
 
 import argparse
-import time
 from collections.abc import Callable
 
 from sqlalchemy import bindparam, lambda_stmt, make_url, or_, select, text
 from sqlalchemy.orm import joinedload
 
-from staging import staged_kiosque
+from staging import compare_cpu, staged_kiosque
 
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
 from portal.services.rows import update_if
 from portal.services.webhook_intake import NAMED_ORDERS
-
-
-def _cpu_ms(way: Callable[[], object], runs: int) -> float:
-    for _ in range(runs // 20):  # warm the statement caches and the pool
-        way()
-    start = time.thread_time()
-    for _ in range(runs):
-        way()
-    return (time.thread_time() - start) / runs * 1000
 
 
 def _an_order(stage) -> Order:
@@ -113,14 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     with staged_kiosque(args.database) as (app, _base, stage):
         ways = _ways(_an_order(stage), str(db.engine.url.render_as_string(hide_password=False)))
-        figures: dict[str, list[float]] = {name: [] for name in ways}
-        for _round in range(args.rounds):
-            for name, way in ways.items():
-                figures[name].append(_cpu_ms(way, args.runs))
-        print(f"{db.engine.dialect.name}, {args.runs} transactions per way and round, {args.rounds} rounds\n")
-        print("| one statement and its commit | CPU ms (range over rounds) |\n|---|---|")
-        for name, values in figures.items():
-            print(f"| {name} | {min(values):.2f}–{max(values):.2f} |")
+        print(f"{db.engine.dialect.name}\n")
+        compare_cpu(ways, args.runs, args.rounds, "one statement and its commit")
 
 
 if __name__ == "__main__":
