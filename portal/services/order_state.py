@@ -24,7 +24,7 @@ from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import EventKind, Order, OrderEvent, OrderStatus, utcnow
-from portal.services.rows import update_if
+from portal.services.rows import insert_row, update_if
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def record(order: Order, kind: EventKind, detail: str = "", **facts) -> None:
     `facts` are what the line is written from (see formatting.event_line), `detail` the technical
     text behind it, as it came.
     """
-    db.session.add(OrderEvent(order_id=order.id, kind=kind, facts=facts, detail=detail[:500]))
+    insert_row(OrderEvent, order_id=order.id, kind=kind, facts=facts, detail=detail[:500])
     # The id, never the code (it opens the order page and its ticket), nor the detail, which may
     # hold a reference equal to the code.
     log.info("order %s: %s", order.id, kind.value, extra={"order_id": order.id, "event": kind.value})

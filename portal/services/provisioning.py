@@ -32,7 +32,7 @@ from portal.routeros.client import NameCollisions, RouterClient, RouterCommandEr
 from portal.services import router_health
 from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
 from portal.services.routers import failure_facts, router_address
-from portal.services.rows import insert_unless_taken
+from portal.services.rows import insert_unless_taken, update_if
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -255,17 +255,13 @@ def _ensure_user(ticket: Ticket, client: RouterClient) -> str:
 
 
 def _note_failure(ticket: Ticket, exc: RouterError) -> None:
-    ticket.attempts += 1
-    ticket.last_error = str(exc)[:300]
+    update_if(ticket, increment=("attempts",), last_error=str(exc)[:300])
     log.warning("ticket %s not created on router %s: %s", ticket.id, ticket.router_id, exc)
 
 
 def _mark_created(ticket: Ticket, user_id: str) -> None:
-    ticket.attempts += 1
-    ticket.status = TicketStatus.CREATED
-    ticket.router_user_id = user_id
-    ticket.created_on_router_at = utcnow()
-    ticket.last_error = ""
+    update_if(ticket, increment=("attempts",), status=TicketStatus.CREATED, router_user_id=user_id,
+              created_on_router_at=utcnow(), last_error="")
     # Not the username: for a voucher it is the password.
     log.info("ticket %s created on router %s", ticket.id, ticket.router_id)
 
@@ -281,7 +277,7 @@ def log_client_in(ticket: Ticket, *, check_first: bool = False) -> bool:
         _client(ticket.router).active_login(user=ticket.username, password=ticket.password, ip=ticket.client_ip,
                             mac=ticket.client_mac or None, check_first=check_first)
     except RouterError as exc:
-        ticket.login_result = f"failed: {exc}"[:300]
+        update_if(ticket, login_result=f"failed: {exc}"[:300])
         return False
-    ticket.login_result = "ok"
+    update_if(ticket, login_result="ok")
     return True

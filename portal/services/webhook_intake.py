@@ -19,6 +19,7 @@ from portal.payments.base import InvalidNotification, KeysRefused, PaymentError,
 from portal.services.accounts import provider_for
 from portal.services.order_state import adopt_reference, drop_reference, record
 from portal.services.payment_checks import check_payment
+from portal.services.rows import insert_row
 
 log = logging.getLogger(__name__)
 
@@ -42,41 +43,35 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
         log.warning("%s callback with an unknown token", provider)
         return 404
     kept = KEPT_HEADERS + PROVIDERS[provider].notification_headers
-    event = WebhookEvent(
-        provider=provider, account_id=account.id, method=method,
-        body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),  # databases refuse NUL
-        headers={k.lower(): v for k, v in headers.items() if k.lower() in kept},
-    )
-    db.session.add(event)
+    event = {
+        "provider": provider, "account_id": account.id, "method": method,
+        "body": body.decode("utf-8", "replace").replace("\x00", "\ufffd"),  # databases refuse NUL
+        "headers": {k.lower(): v for k, v in headers.items() if k.lower() in kept},
+    }
     if method != "POST":  # a provider checking that the URL answers, with a bare GET
-        event.outcome = "ping"
-        db.session.commit()
+        _store(event, outcome="ping")
         return 200
     adapter = provider_for(account)
     try:
         notice = adapter.parse_notification(body, headers, form)
     except InvalidNotification as exc:
-        event.signature_valid, event.outcome = False, "invalid"
-        db.session.commit()
+        _store(event, signature_valid=False, outcome="invalid")
         log.warning("%s callback refused: %s", provider, exc)
         return 400
-    event.signature_valid = adapter.notification_is_signed()
+    event["signature_valid"] = adapter.notification_is_signed()
     named = {"account_id": account.id, "code": notice.order_code or None, "provider_ref": notice.provider_ref or None}
-    with db.session.no_autoflush:  # the event is written once, with its outcome
-        found = db.session.scalars(NAMED_ORDERS, named).all() if named["code"] or named["provider_ref"] else []
+    found = db.session.scalars(NAMED_ORDERS, named).all() if named["code"] or named["provider_ref"] else []
     # The payment's own reference first; the code only finds an order that has none of the account's.
     by_ref = next((o for o in found if notice.provider_ref and o.provider_ref == notice.provider_ref), None)
     order = by_ref or next(iter(found), None)
     if order is None:
-        event.outcome = "unknown order"
-        db.session.commit()
+        _store(event, outcome="unknown order")
         log.warning("%s callback for an order this account does not have", provider)
         return 200
-    event.order_id, event.outcome = order.id, "checked"
     adopted = by_ref is None and notice.provider_ref is not None and adopt_reference(order, notice.provider_ref)
     record(order, EventKind.NOTIFIED, f"reference {notice.provider_ref} taken" if adopted else "",
            status=notice.status_hint)
-    db.session.commit()
+    _store(event, order_id=order.id, outcome="checked")
     try:
         check_payment(order, CheckSource.WEBHOOK, adapter)
     except KeysRefused:
@@ -88,3 +83,9 @@ def receive(provider: str, token: str, *, method: str, body: bytes, headers, for
     except PaymentError:
         return 503  # ask again later; the order page and the worker poll too
     return 200
+
+
+def _store(event: dict, **outcome) -> None:
+    """Keep the callback as it arrived, with what became of it, and commit."""
+    insert_row(WebhookEvent, **event, **outcome)
+    db.session.commit()
