@@ -82,13 +82,14 @@ class _AsMade(policy.Compat32):
 
     Flask-Mail encodes the headers it writes (RFC 2047) and refuses line breaks in them; the
     standard library's `SMTP` policy would parse each one again to fold it anew (a sale email
-    took 1.7 ms that way), and even `compat32` wraps each in a `Header` to encode it again. An
-    ASCII header is written as it is; anything else (an extra header someone passed as text)
+    took 1.7 ms that way), and even `compat32` wraps each in a `Header` to encode it again. A
+    header of printable ASCII is written as it is; anything else (a line break, which `compat32`
+    turns into a continuation line rather than a new header, or text someone passed unencoded)
     still goes through `compat32`.
     """
 
     def _fold(self, name, value, sanitize):
-        if isinstance(value, str) and value.isascii():
+        if isinstance(value, str) and value.isascii() and value.isprintable():
             return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
 
