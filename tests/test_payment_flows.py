@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 import requests
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import Order, OrderStatus, PaymentAccount, Plan, WebhookEvent, utcnow
@@ -269,7 +270,8 @@ STATEMENT = re.compile(r'^\s*(SELECT\b.*?\bFROM|INSERT INTO|UPDATE)\s+"?(\w+)', 
 
 def test_a_paid_webhook_makes_the_statements_docs_architecture_lists(shop, live_server, provider_sandbox,
                                                                      router_server):
-    """Four transactions, each ended before the provider or the router is asked (docs/architecture.md)."""
+    """Four transactions, each ended before the provider or the router is asked, and nothing through the
+    session's unit of work (docs/architecture.md)."""
     provider_sandbox.set_knobs(lose_notifications=True)
     Buyer(live_server, shop).buy("fedapay")
     order = latest_order()
@@ -289,16 +291,25 @@ def test_a_paid_webhook_makes_the_statements_docs_architecture_lists(shop, live_
         if threading.get_ident() != here:
             transactions.append(Counter())
 
+    flushed = []  # the session's unit of work, which costs as much again as a statement
+
+    def flush(session, context, instances):
+        if threading.get_ident() != here:
+            flushed.extend(type(obj).__name__ for obj in (*session.new, *session.dirty))
+
     engine = db.engine
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
+    event.listen(Session, "before_flush", flush)
     try:
         answer = requests.post(f"{live_server}/webhooks/fedapay/{account.webhook_token}", data=body, timeout=30,
                                headers={"Content-Type": "application/json", "X-FEDAPAY-SIGNATURE": signature})
     finally:
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "commit", commit)
+        event.remove(Session, "before_flush", flush)
     assert answer.status_code == 200 and latest_order().status == OrderStatus.PROVISIONED
+    assert flushed == []
     assert transactions == [
         Counter({"SELECT payment_account": 1, "SELECT order": 1, "INSERT webhook_event": 1, "INSERT order_event": 1}),
         Counter({"UPDATE order": 1, "INSERT order_event": 1, "INSERT ticket": 1}),
