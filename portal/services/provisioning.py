@@ -30,7 +30,7 @@ from portal.models import EventKind, Order, OrderStatus, Plan, Router, Ticket, T
 from portal.routeros import credentials
 from portal.routeros.client import NameCollisions, RouterClient, RouterCommandError, RouterError, router_client
 from portal.services import router_health
-from portal.services.order_state import Claim, claim_provisioning, finish, record, release, renew
+from portal.services.order_state import Claim, Line, claim_provisioning, finish, record, record_lines, release, renew
 from portal.services.routers import failure_facts, router_address
 from portal.services.rows import insert_unless_taken, update_if
 
@@ -118,9 +118,8 @@ def provision_claimed(claim: Claim, *, first: bool = False) -> None:
         return
     logged_in = log_client_in(ticket, check_first=taken_over)
     if finish(claim, provisioned_at=utcnow(), last_error=""):  # 3.
-        if logged_in:
-            record(order, EventKind.CLIENT_LOGGED_IN)
-        record(order, EventKind.PROVISIONED, router=router.name)
+        logged = [Line(EventKind.CLIENT_LOGGED_IN)] if logged_in else []
+        record_lines(order, [*logged, Line(EventKind.PROVISIONED, facts={"router": router.name})])
     db.session.commit()
 
 

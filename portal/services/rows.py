@@ -2,7 +2,7 @@
 that give way when a concurrent writer took the same unique value."""
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Insert, Table, Update, bindparam
@@ -84,9 +84,20 @@ def insert_row(model: type, **values) -> None:
 
     For rows written and not read again in the same transaction (timeline lines, callbacks as
     they arrived): the session's flush of a new object cost about as much again as the
-    statement. Built once per set of columns; the columns' defaults fill the others.
+    statement. The columns' defaults fill the others.
     """
-    db.session.execute(_reused_insert(model.__table__, tuple(values)), values)
+    insert_rows(model, [values])
+
+
+def insert_rows(model: type, rows: Sequence[Mapping[str, object]]) -> None:
+    """INSERT `rows`, each giving the same columns, as `insert_row` does one.
+
+    Several rows go in one round trip: SQLAlchemy writes them as one INSERT of many VALUES on
+    PostgreSQL ("insertmanyvalues"), from the statement built for one row, which it keeps compiled
+    (a statement built with several VALUES it would compile again at every call).
+    """
+    statement = _reused_insert(model.__table__, tuple(rows[0]))
+    db.session.execute(statement, rows[0] if len(rows) == 1 else list(rows))
 
 
 def insert_unless_taken(model: type[T], unique: tuple[str, ...], **values) -> T | None:
