@@ -30,8 +30,12 @@ after the first step not held (--all runs every rate).
 
     .venv/bin/python bench/load_webhooks.py [--rates 20 40 60 80 100 120] [--hold 60]
         [--senders 32] [--new-connections] [--router-latency 0] [--provider-latency 0]
-        [--web-workers N] [--threads N]
+        [--web-workers N] [--threads N] [--background-nice 10]
         [--profile SECONDS] [--database postgresql+psycopg://kiosque:kiosque@127.0.0.1/kiosque_bench]
+
+The worker runs at the CPU priority docs/deployment.md gives it (nice 10, below the web's: the
+paid path first, the sale emails and sweeps behind), and so does the mail server, which stands
+for a relay on another machine; --background-nice 0 runs both at the web's priority.
 
 Without --web-workers and --threads, gunicorn.conf.py decides (WEB_CONCURRENCY and
 GUNICORN_THREADS from the environment count too). --profile samples the web workers with py-spy
@@ -668,6 +672,7 @@ def stage(args: argparse.Namespace, orders: int, processes: dict[str, subprocess
         db.session.remove()
     processes["sandbox providers"], providers = start_sandbox("providers", "--fedapay-webhook", webhook)
     processes["sandbox mail"], mailbox = start_sandbox("mail")  # the owners' sale emails go there
+    os.setpriority(os.PRIO_PROCESS, processes["sandbox mail"].pid, args.background_nice)
     config.update(mailbox["settings"])
     # This process sends the notifications itself, from its own connections.
     requests.post(f"{providers['base_url']}/control/knobs", json={"lose_notifications": True},
@@ -686,7 +691,7 @@ def stage(args: argparse.Namespace, orders: int, processes: dict[str, subprocess
         cwd=ROOT, env=env, stdout=output, stderr=output)
     processes["worker"] = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "portal", "worker", "--interval", "1"],
-        cwd=ROOT, env=env, stdout=output, stderr=output)
+        cwd=ROOT, env=env, stdout=output, stderr=output, preexec_fn=lambda: os.nice(args.background_nice))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         try:
@@ -754,6 +759,8 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: gunicorn.conf.py's)")
     parser.add_argument("--gunicorn-args", default="", help="extra gunicorn options, e.g. --reuse-port")
+    parser.add_argument("--background-nice", type=int, default=10, metavar="N",
+                        help="CPU priority (nice) of the worker and the mail server (docs/deployment.md: 10)")
     parser.add_argument("--buyers", type=int, default=8, help="concurrent buyers while preparing a step")
     parser.add_argument("--log-level", default="info", help="Kiosque's log level (production: info)")
     parser.add_argument("--server-log", help="a file for gunicorn's and the worker's output (default: none)")
@@ -786,7 +793,8 @@ def main() -> None:
         threads = args.threads or os.environ.get("GUNICORN_THREADS") or runpy.run_path(str(ROOT / "gunicorn.conf.py"))["threads"]
         say(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; "
             f"{args.senders} senders ({'a new connection per webhook' if args.new_connections else 'kept alive'}); "
-            f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; hold {args.hold:g} s")
+            f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; hold {args.hold:g} s; "
+            f"worker and mail server at nice {args.background_nice}")
         shop = Shop(st.base, st.slug, st.plan_id, st.account_id, st.providers, args.buyers,
                     args.provider_latency / 1000)
         steps: list[Step] = []
@@ -797,7 +805,8 @@ def main() -> None:
                     break
             print(f"gunicorn: {len(groups()['web workers'])} workers, {threads} threads each; {args.senders} webhook senders, "
                   f"{'a new connection per webhook' if args.new_connections else 'connections kept alive'}; "
-                  f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; {args.hold:g} s per step")
+                  f"router latency {args.router_latency:g} ms, provider API {args.provider_latency:g} ms; {args.hold:g} s per step; "
+                  f"worker and mail server at nice {args.background_nice}")
             print()
             print_tables(steps, args.p95_limit, [label for label in groups()])
             for rate_folder in sorted(Path(folder).iterdir(), key=lambda p: float(p.name)):
