@@ -92,9 +92,9 @@ def insert_row(model: type, **values) -> None:
 def insert_rows(model: type, rows: Sequence[Mapping[str, object]]) -> None:
     """INSERT `rows`, each giving the same columns, as `insert_row` does one.
 
-    Several rows go in one round trip: SQLAlchemy writes them as one INSERT of many VALUES on
-    PostgreSQL ("insertmanyvalues"), from the statement built for one row, which it keeps compiled
-    (a statement built with several VALUES it would compile again at every call).
+    Several rows go to the driver in one call (executemany, which psycopg sends as one pipeline:
+    one round trip) of the statement built for one row, which SQLAlchemy keeps compiled; a
+    statement built with several VALUES it would compile again at every call.
     """
     statement = _reused_insert(model.__table__, tuple(rows[0]))
     db.session.execute(statement, rows[0] if len(rows) == 1 else list(rows))
