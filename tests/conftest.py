@@ -566,8 +566,9 @@ class MailServer:
             self._controller.stop()
             self._controller = None
 
-    @property
     def messages(self) -> list[EmailMessage]:
+        """The messages received, parsed (a method: aiosmtpd reads every attribute of its handler
+        at each connection)."""
         return [email.message_from_bytes(e.content, policy=email_policy) for e in self.envelopes]
 
 

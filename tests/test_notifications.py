@@ -68,7 +68,7 @@ def test_sale_email_goes_to_the_router_notify_address_in_french(app, owner, smtp
     assert envelope.rcpt_tos == ["caisse@maquis.test"]
     assert envelope.mail_from == SENDER
     assert smtp.logins == [SMTP_USER]
-    [message] = smtp.messages
+    [message] = smtp.messages()
     assert message["Subject"] == f"Vente sur Maquis Wifi : 1 heure, {price(1500, 'XOF')}"
     assert message["Content-Language"] == "fr"
     body = text_of(message)
@@ -90,7 +90,7 @@ def test_without_notify_address_the_owner_gets_it_with_the_provider_reference(ap
 
     [envelope] = smtp.envelopes
     assert envelope.rcpt_tos == ["owner@example.com"]
-    body = text_of(smtp.messages[0])
+    body = text_of(smtp.messages()[0])
     assert "104233" in body  # the provider's transaction id when the payer saw no other reference
     assert "Téléphone" not in body
 
@@ -101,7 +101,7 @@ def test_a_long_accented_subject_arrives_whole_within_the_line_limit(app, owner,
 
     assert notifications.send_sale_emails() == 1
 
-    [message] = smtp.messages
+    [message] = smtp.messages()
     assert message["Subject"] == f"Vente sur {name} : 1 heure, {price(1500, 'XOF')}"
     assert name in text_of(message)
     [envelope] = smtp.envelopes
@@ -114,7 +114,7 @@ def test_english_owner_gets_the_email_in_english(app, owner, smtp):
 
     assert notifications.send_sale_emails() == 1
 
-    [message] = smtp.messages
+    [message] = smtp.messages()
     assert message["Content-Language"] == "en"
     assert '<html lang="en">' in html_of(message)
     assert "March 12, 2025" in text_of(message)  # dates follow the forced locale, whatever the catalogue
@@ -126,7 +126,7 @@ def test_user_password_ticket_password_stays_out_of_the_email(app, owner, smtp):
     assert notifications.send_sale_emails() == 1
 
     raw = smtp.envelopes[0].content.decode()
-    assert "vente42" in text_of(smtp.messages[0])
+    assert "vente42" in text_of(smtp.messages()[0])
     assert "Pw9Zt3" not in raw
 
 
@@ -259,7 +259,7 @@ def test_exhausted_unprovisioned_and_daily_owners_orders_are_not_emailed(app, ow
 
     assert notifications.send_sale_emails() == 1
 
-    assert len(smtp.envelopes) == 1 and "due" in text_of(smtp.messages[0])
+    assert len(smtp.envelopes) == 1 and "due" in text_of(smtp.messages()[0])
     assert sent(due).email_sent_at is not None
     assert sent(exhausted).email_sent_at is None and sent(paid).email_sent_at is None
 
@@ -267,7 +267,7 @@ def test_exhausted_unprovisioned_and_daily_owners_orders_are_not_emailed(app, ow
 def test_alert_is_sent_and_never_raises(app, smtp):
     assert notifications.send_alert("owner@example.com", "Routeur injoignable", "Maquis Wifi ne répond plus.")
 
-    [message] = smtp.messages
+    [message] = smtp.messages()
     assert smtp.envelopes[0].rcpt_tos == ["owner@example.com"]
     assert message["Subject"] == "Routeur injoignable"
     assert text_of(message).strip() == "Maquis Wifi ne répond plus."

@@ -82,7 +82,7 @@ def test_a_new_email_address_is_confirmed_by_a_link_sent_to_it(app, browser, smt
     assert asked.status_code == 302
     assert "Un lien de confirmation vient de partir vers new@example.com" in page_text(browser.get("/owner/settings/"))
     wait_for_mail(smtp)
-    [envelope], [message] = smtp.envelopes, smtp.messages
+    [envelope], [message] = smtp.envelopes, smtp.messages()
     assert envelope.rcpt_tos == ["new@example.com"]
     assert message["Subject"] == "Kiosque : confirmer votre nouvelle adresse"
     link = re.search(r"https?://\S+(/owner/settings/email/confirm/\S+)", text_of(message)).group(1)
@@ -92,7 +92,7 @@ def test_a_new_email_address_is_confirmed_by_a_link_sent_to_it(app, browser, smt
     assert opened.status_code == 302 and opened.headers["Cache-Control"] == "no-store"
     assert fresh_owner("new@example.com") is not None and fresh_owner() is None
     wait_for_mail(smtp, 2)
-    notice = smtp.messages[1]
+    notice = smtp.messages()[1]
     assert smtp.envelopes[1].rcpt_tos == ["owner@example.com"]
     assert "se connecte désormais avec new@example.com" in text_of(notice)
     assert app.test_client().get(link).status_code == 400  # once only
@@ -126,7 +126,7 @@ def test_a_daily_summary_instead_of_one_email_per_sale_sent_once(app, smtp):
 
     assert notifications.send_daily_summaries(morning(8)) == 1
     assert notifications.send_daily_summaries(morning(9)) == 0  # one a day
-    [envelope], [message] = smtp.envelopes, smtp.messages
+    [envelope], [message] = smtp.envelopes, smtp.messages()
     assert envelope.rcpt_tos == ["daily@example.com"]
     assert message["Subject"].startswith("Ventes du ") and message["Subject"].endswith(": " + price(700, "XOF"))
     body = text_of(message)

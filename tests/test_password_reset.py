@@ -28,7 +28,7 @@ def reset_link(smtp) -> str:
     deadline = time.monotonic() + 5
     while not smtp.envelopes and time.monotonic() < deadline:
         time.sleep(0.02)
-    [message] = smtp.messages
+    [message] = smtp.messages()
     return re.search(r"https?://\S+/owner/password/reset/\S+", text_of(message)).group(0)
 
 
@@ -52,7 +52,7 @@ def test_a_reset_link_by_email_sets_a_new_password_once_and_ends_every_session(a
     assert asked.status_code == 200
     assert "Si un compte Kiosque a l'adresse Owner@Example.com" in page_text(asked)
     link = reset_link(smtp)
-    [envelope], [message] = smtp.envelopes, smtp.messages
+    [envelope], [message] = smtp.envelopes, smtp.messages()
     assert envelope.rcpt_tos == ["owner@example.com"] and envelope.mail_from == SENDER
     assert message["Subject"] == "Kiosque : choisir un nouveau mot de passe"
     assert message["Content-Language"] == "fr"
@@ -122,5 +122,5 @@ def app_in_english(app, owner):
 def test_the_email_is_in_the_owners_language(app, owner, smtp, app_in_english):
     ask_reset(app.test_client(), "owner@example.com")
     reset_link(smtp)
-    [message] = smtp.messages
+    [message] = smtp.messages()
     assert message["Content-Language"] == "en" and message["Subject"] == "Kiosque: choose a new password"
