@@ -783,10 +783,11 @@ def main() -> None:
         web = processes["web"]
 
         def groups() -> dict[str, list[int]]:
+            providers = processes["sandbox providers"]  # gunicorn's master and its worker
             ours, others = postgres_backends(database)
             return {"web workers": sorted(children(web.pid)), "web master": [web.pid],
                     "worker": [processes["worker"].pid], "PostgreSQL (kiosque_bench)": ours,
-                    "PostgreSQL (server)": others, "sandbox providers": [processes["sandbox providers"].pid],
+                    "PostgreSQL (server)": others, "sandbox providers": [providers.pid, *children(providers.pid)],
                     "sandbox router": [processes["sandbox router"].pid],
                     "sandbox mail": [processes["sandbox mail"].pid], "load generator": [os.getpid()]}
 

@@ -5,6 +5,11 @@ other, and their CPU use can be read apart. Each prints one JSON line saying whe
 then serves until its standard input closes (the benchmark holds the other end: if it dies, the
 servers stop too).
 
+The providers are served by gunicorn (one process, its threads, connections kept alive) as a
+provider's API is: werkzeug's development server, which serves them in the tests and the demo,
+answers every request with `Connection: close`, so each status call would open a new connection
+and the server a new thread for it, costs a real API does not put on Kiosque nor itself.
+
     python bench/sandbox_servers.py router --password PASS [--latency 0.0] [--hosts 30000]
     python bench/sandbox_servers.py providers --fedapay-webhook URL
     python bench/sandbox_servers.py mail
@@ -13,8 +18,15 @@ servers stop too).
 import argparse
 import ipaddress
 import json
+import os
+import signal
+import socket
 import sys
+import threading
 from pathlib import Path
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
@@ -47,14 +59,45 @@ def serve_router(args: argparse.Namespace) -> None:
         router.stop()
 
 
+class KeptAlive(BaseApplication):
+    """A WSGI app under gunicorn in this process: one worker, threads, connections kept alive."""
+
+    def __init__(self, app: Flask, options: dict) -> None:
+        self.app, self.options = app, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.app
+
+
 def serve_providers(args: argparse.Namespace) -> None:
-    providers = ProviderSandbox().start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    providers = ProviderSandbox(public_url=f"http://127.0.0.1:{port}")
     providers.add_account("fedapay", demo.CREDENTIALS["fedapay"], webhook_url=args.fedapay_webhook)
-    announce({"base_url": providers.base_url, "settings": providers.api_settings()})
-    try:
-        sys.stdin.read()
-    finally:
-        providers.stop()
+    app = Flask(__name__)
+    app.register_blueprint(providers.blueprint())
+
+    def when_ready(server) -> None:  # listening: the worker takes the connections waiting meanwhile
+        announce({"base_url": providers.base_url, "settings": providers.api_settings()})
+        threading.Thread(target=stop_at_eof, daemon=True).start()
+
+    KeptAlive(app, {
+        "bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread",
+        "threads": 128,  # enough for --provider-latency: each call holds a thread while it waits
+        "keepalive": 75,  # seconds, nginx's default
+        "graceful_timeout": 1, "loglevel": "warning", "when_ready": when_ready,
+    }).run()
+
+
+def stop_at_eof() -> None:
+    sys.stdin.read()
+    os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's own way down
 
 
 def serve_mail(args: argparse.Namespace) -> None:
