@@ -24,6 +24,7 @@ bp.after_request(allow_inline)
 
 COOKIE = "sandbox_hotspot_client"
 WANTED_PAGE = "http://example.com/"
+ADDRESSES = [f"10.5.50.{n}" for n in range(2, 252)]  # the hotspot's DHCP pool
 
 
 def _sandbox_router():
@@ -34,14 +35,15 @@ def _sandbox_router():
 
 
 def _client() -> tuple[str, str]:
-    """This browser's MAC and IP on the sandbox hotspot, new ones on the first visit."""
+    """This browser's MAC and IP on the sandbox hotspot; on the first visit a new MAC, and an
+    address no other device has, as the router's DHCP server would lease (while the pool lasts)."""
     known = request.cookies.get(COOKIE, "")
     if known.count("|") == 1:
         mac, ip = known.split("|")
         return mac, ip
-    raw = secrets.token_bytes(4)
-    mac = "02:" + ":".join(f"{b:02X}" for b in raw) + ":01"
-    return mac, f"10.5.50.{2 + raw[0] % 250}"
+    mac = "02:" + ":".join(f"{b:02X}" for b in secrets.token_bytes(4)) + ":01"
+    taken = _sandbox_router().host_addresses()
+    return mac, secrets.choice([ip for ip in ADDRESSES if ip not in taken] or ADDRESSES)
 
 
 def _page(template: str, **context):

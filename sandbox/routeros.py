@@ -659,7 +659,10 @@ class SandboxRouter:
                 row.update({key.replace("_", "-"): value for key, value in fields.items()})
 
     def add_host(self, ip: str, mac: str, server: str = "hotspot1") -> None:
+        """A device on the hotspot's LAN; a device already known at this address is not added again."""
         with self._lock:
+            if any(row["mac-address"] == mac.upper() for row in self._hosts.find(address=ip)):
+                return
             self._hosts.add({
                 "mac-address": mac.upper(), "address": ip, "to-address": ip, "server": server,
                 "authorized": "false", "bypassed": "false", "dynamic": "true",
@@ -677,6 +680,10 @@ class SandboxRouter:
     def active(self) -> list[dict[str, str]]:
         with self._lock:
             return self._active_rows()
+
+    def host_addresses(self) -> set[str]:
+        with self._lock:
+            return {row["address"] for row in self._hosts.rows()}
 
     def _seed(self) -> None:
         self.add_server_profile("hsprof1", dns_name=self.dns_name)

@@ -123,6 +123,33 @@ def test_the_sandbox_hotspot_login_page_takes_credentials_from_the_fragment(app)
         stage.router_server.stop()
 
 
+def test_a_new_hotspot_visitor_gets_an_address_no_other_device_has(app):
+    """Two devices at one address would share an online session: the page's "connected" for
+    one would show for the other. The sandbox hotspot leases a free address, as DHCP does."""
+    import requests
+    from werkzeug.serving import make_server
+
+    from sandbox.hotspot import ADDRESSES
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    stage = demo.stage(app, base)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        free = {ADDRESSES[7], ADDRESSES[137]}
+        for n, ip in enumerate(ADDRESSES):
+            if ip not in free:
+                stage.router_server.add_host(ip, f"02:00:00:00:00:{n % 256:02X}")
+        leased = set()
+        for _ in free:  # a fresh browser each time
+            page = requests.get(f"{base}/sandbox/hotspot/", timeout=5)
+            leased.add(re.search(r"Sandbox · [0-9A-F:]+ · ([0-9.]+)", page.text).group(1))
+        assert leased == free
+    finally:
+        server.shutdown()
+        stage.router_server.stop()
+
+
 def test_the_demo_command_prepares_a_fresh_database(tmp_path):
     """`make run` on a new machine: `flask --app sandbox demo` makes its tables, then serves, and
     catches the emails it sends."""
