@@ -2,8 +2,8 @@
 
 The real parts, each in a process of its own: Kiosque under gunicorn (gunicorn.conf.py) on
 PostgreSQL, one `flask worker`, the sandbox router (RouterOS API over TCP) and the sandbox
-providers (HTTP) and a mail server (SMTP, aiosmtpd) for the owners' sale emails, all started by
-bench/sandbox_servers.py. This process plays FedaPay's
+providers (HTTP, connections kept alive) and a mail server (SMTP, aiosmtpd) for the owners' sale
+emails, all started by bench/sandbox_servers.py. This process plays FedaPay's
 notifier: `--senders` threads, each with its own connection to Kiosque, send the signed
 `transaction.approved` webhooks at the offered rate; Kiosque then asks the sandbox provider's
 status API, makes the hotspot user on the sandbox router, logs the client in and emails the owner.
